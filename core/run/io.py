@@ -1,0 +1,128 @@
+"""Atomic file writes and the run-directory writers (docs/contracts.md, section 2).
+
+Every write goes to a temporary file in the destination folder and is then renamed over the target
+with `os.replace`, so a reader (or a resumed run) never sees half a file.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+
+def _atomic(path: str | os.PathLike, write: Callable[[Any], None], mode: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return _atomic(path, lambda f: f.write(text), "w")
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    return _atomic(path, lambda f: f.write(data), "wb")
+
+
+def _json_safe(value: Any) -> Any:
+    """JSON has no NaN/inf: write them as null so every reader can parse the file."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return _json_safe(value.tolist())
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return _json_safe(value.item())
+    return value
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Path:
+    return atomic_write_text(path, json.dumps(_json_safe(obj), indent=indent) + "\n")
+
+
+def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
+    return _atomic(path, lambda f: torch.save(obj, f), "wb")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: file not found") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e}); delete or rewrite it") from None
+
+
+class MetricsWriter:
+    """Appends one JSON object per line to RUN_DIR/metrics.jsonl (flushed after every line).
+
+    `truncate_after(step)` drops lines logged after the last checkpoint, so a resumed run does not
+    repeat steps in the file. Writes are no-ops on non-main ranks (`enabled=False`).
+    """
+
+    def __init__(self, path: str | os.PathLike, enabled: bool = True):
+        self.path = Path(path)
+        self.enabled = enabled
+
+    def write(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as f:
+            f.write(json.dumps(_json_safe(record)) + "\n")
+            f.flush()
+
+    def truncate_after(self, step: int) -> None:
+        if not self.enabled or not self.path.exists():
+            return
+        keep = [line for line in read_jsonl(self.path) if line.get("step", 0) <= step]
+        atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in keep))
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """Parse metrics.jsonl; a torn last line (a crash mid-write) is skipped, any other bad line raises."""
+    path = Path(path)
+    lines = path.read_text().splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                break
+            raise ValueError(f"{path}: line {i + 1} is not valid JSON") from None
+    return out
+
+
+RESULTS_REQUIRED = ("domain", "model", "preset", "dataset", "metric", "value", "split")
+
+
+def write_results(run_dir: str | os.PathLike, results: dict, name: str = "results.json") -> Path:
+    """Write RUN_DIR/results.json (contracts section 2); the required keys are checked here."""
+    missing = [k for k in RESULTS_REQUIRED if k not in results]
+    if missing:
+        raise ValueError(f"results.json is missing required keys {missing}")
+    return atomic_write_json(Path(run_dir) / name, results)
+
