@@ -1,0 +1,44 @@
+"""Auxiliary compression losses (Rae et al., 2020, Section 3.2 and Algorithm 2).
+
+Both losses train the compressor only: their inputs and the main network's weights enter with stopped
+gradients (``detach``), so the main network is never shaped by, nor frozen by, the compression loss.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def content_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Content-based attention without positions. q: [B, H, T, dh], k, v: [B, H, N, dh] -> [B, H, T, dh]."""
+    return F.scaled_dot_product_attention(q, k, v)
+
+
+def attention_reconstruction_loss(q: torch.Tensor, old_k: torch.Tensor, old_v: torch.Tensor,
+                                  comp_k: torch.Tensor, comp_v: torch.Tensor) -> torch.Tensor:
+    """Algorithm 2: || attn(h, old_mem) - attn(h, f_c(old_mem)) ||^2, averaged.
+
+    q: [B, H, T, dh] queries of the current window (detached); old_k, old_v: [B, H, N, dh] keys and
+    values of the old memories (detached); comp_k, comp_v: [B, H, n, dh] keys and values of
+    f_c(old_mem), made with stopped gradients into W_k, W_v, so only the compressor learns from this.
+    """
+    return F.mse_loss(content_attention(q, comp_k, comp_v), content_attention(q, old_k, old_v))
+
+
+class AutoencodingDecoder(nn.Module):
+    """Reconstructs the c old memories of each group from its compressed memory: [B, n, d] -> [B, n*c, d]."""
+
+    def __init__(self, d_model: int, rate: int):
+        super().__init__()
+        self.rate = rate
+        self.proj = nn.Linear(d_model, d_model * rate)
+
+    def forward(self, compressed: torch.Tensor) -> torch.Tensor:
+        b, n, d = compressed.shape
+        return self.proj(compressed).view(b, n * self.rate, d)
+
+
+def autoencoding_loss(decoder: AutoencodingDecoder, compressed: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """|| old_mem - g(f_c(old_mem)) ||^2 with old detached. compressed: [B, n, d]; old: [B, n*c, d]."""
+    return F.mse_loss(decoder(compressed), old.detach())
