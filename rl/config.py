@@ -1,0 +1,92 @@
+"""RLConfig: the frozen dataclasses behind configs/rl/*.toml ([env] [agent] [impala] [run] sections)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.run.config import ConfigError, check_positive, load_config
+from rl.agent import AgentConfig
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """name: "nonmatching", "minigrid:<id>" or "dmlab:<level>". The other fields configure `nonmatching`
+    (see rl/envs/nonmatching.py) and are ignored by the other environments."""
+    name: str = "nonmatching"
+    delay: int = 4
+    delay_mode: str = "wait"
+    obs: str = "symbolic"
+    n_objects: int = 4
+    cue_steps: int = 2
+    choice_steps: int = 8
+
+    def kwargs(self) -> dict:
+        if self.name != "nonmatching":
+            return {}
+        return {"delay": self.delay, "delay_mode": self.delay_mode, "obs": self.obs,
+                "n_objects": self.n_objects, "cue_steps": self.cue_steps, "choice_steps": self.choice_steps}
+
+
+@dataclass(frozen=True)
+class ImpalaConfig:
+    """IMPALA (Espeholt et al. 2018): num_actors actor processes, unrolls of unroll_length steps, learner
+    batches of batch_size unrolls; V-trace with rho_bar = c_bar = 1. Losses are means over [T, B]."""
+    backend: str = "local"            # "local" (torch.multiprocessing) or "ray"
+    num_actors: int = 2
+    unroll_length: int = 20
+    batch_size: int = 8
+    num_buffers: int = 0              # 0: max(2 * num_actors, batch_size + num_actors)
+    total_frames: int = 200_000
+    optimizer: str = "adam"           # "adam" or "rmsprop"
+    lr: float = 1e-3
+    lr_anneal: bool = False           # linear decay to 0 over total_frames (IMPALA's schedule)
+    rmsprop_alpha: float = 0.99
+    rmsprop_eps: float = 0.01
+    rmsprop_momentum: float = 0.0
+    gamma: float = 0.99
+    entropy_cost: float = 0.01
+    baseline_cost: float = 0.5
+    grad_clip: float = 40.0
+    reward_clip: float = 1.0
+    rho_bar: float = 1.0
+    c_bar: float = 1.0
+
+    def __post_init__(self):
+        if self.backend not in ("local", "ray"):
+            raise ConfigError(f"impala.backend: must be 'local' or 'ray', got {self.backend!r}")
+        if self.optimizer not in ("adam", "rmsprop"):
+            raise ConfigError(f"impala.optimizer: must be 'adam' or 'rmsprop', got {self.optimizer!r}")
+        try:
+            check_positive(self, "num_actors", "unroll_length", "batch_size", "total_frames", "lr", "grad_clip")
+            check_positive(self, "num_buffers", allow_zero=True)
+        except ConfigError as e:
+            raise ConfigError(f"impala.{e}") from None
+
+    @property
+    def buffers(self) -> int:
+        return self.num_buffers or max(2 * self.num_actors, self.batch_size + self.num_actors)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    seed: int = 0
+    log_every_s: float = 5.0
+    checkpoint_every_s: float = 120.0
+    max_time_s: float = 0.0           # stop (with a checkpoint) after this many seconds; 0: no limit
+    return_window: int = 100          # results.json value: mean return of the last N training episodes
+    # Fault injection for the crash-restart test: actor `crash_actor` raises in its `crash_at_unroll`-th
+    # unroll, in its first incarnation only. -1: off.
+    crash_actor: int = -1
+    crash_at_unroll: int = 3
+
+
+@dataclass(frozen=True)
+class RLConfig:
+    env: EnvConfig = field(default_factory=EnvConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    impala: ImpalaConfig = field(default_factory=ImpalaConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+def load(preset: str, overrides: list[str] | tuple[str, ...] = ()) -> RLConfig:
+    """configs/rl/<preset>.toml (or a path) with `a.b=value` overrides."""
+    return load_config(RLConfig, "rl", preset, overrides)

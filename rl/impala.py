@@ -1,0 +1,439 @@
+"""IMPALA actor-learner loop (Espeholt et al. 2018), in the style of torchbeast's monobeast.
+
+    actors (processes) --- free queue (buffer indices) ---> write an unroll of T+1 steps into
+    shared-memory buffers[index], plus the agent state at the start of the unroll ---> full queue
+    learner (this process) --- takes batch_size indices from the full queue, stacks them time-major
+    [T+1, B, ...], V-trace, one optimiser step, copies the weights into the shared actor model.
+
+Entry 0 of an unroll is the last entry of the previous one, so the learner can bootstrap and every
+transition is learned from exactly once. Entry t holds obs_t, the reward and done that led to it
+(done[t]: obs_t starts a new episode), last_action = the action taken before obs_t, and the actor's
+policy_logits/action at obs_{t-1} (monobeast's layout).
+
+Faults: an actor that dies is reported and restarted (its half-written buffer goes back to the free
+queue); SIGINT/SIGTERM stop the learner at the next batch, write checkpoints/latest.pt and stop every
+actor; actors also exit when their parent disappears, so no process outlives the run.
+"""
+from __future__ import annotations
+
+import collections
+import math
+import os
+import queue
+import signal
+import threading
+import time
+from pathlib import Path
+
+import torch
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+
+from core.run.checkpoint import load_checkpoint, save_checkpoint, seed_everything
+from core.run.config import dumps_toml, to_dict
+from core.run.io import MetricsWriter, atomic_write_text, write_results
+from rl import vtrace
+from rl.agent import Agent
+from rl.config import RLConfig
+from rl.envs import human_normalised, make_env
+
+Buffers = dict[str, list[torch.Tensor]]
+
+
+# ------------------------------------------------------------------------------------------ the agent
+def make_agent(cfg: RLConfig) -> tuple[Agent, int]:
+    """The agent for cfg.env, and the env's frames per agent step (4 for DMLab's action repeat)."""
+    env = make_env(cfg.env.name, seed=0, **cfg.env.kwargs())
+    obs_shape = tuple(env.observation_spec().shape)
+    agent = Agent(obs_shape, int(env.action_spec().num_values), cfg.agent)
+    frames_per_step = getattr(env, "frames_per_step", 1)
+    env.close()
+    return agent, frames_per_step
+
+
+# ------------------------------------------------------------------------------------------ actors
+class ActorCore:
+    """One environment and the agent's state for it; fills unrolls. Shared by the local and Ray backends.
+
+    The agent's state is carried across unrolls (its memory of past steps) and reset by the core at
+    episode starts (done); `unroll` also writes the state at the start of the unroll, which the learner
+    needs to recompute the same policy.
+    """
+
+    def __init__(self, cfg: RLConfig, model: Agent, seed: int):
+        self.cfg, self.model = cfg, model
+        self.env = make_env(cfg.env.name, seed=seed, **cfg.env.kwargs())
+        self.frames_per_step = getattr(self.env, "frames_per_step", 1)
+        ts = self.env.reset()
+        self.episode_return, self.episode_step = 0.0, 0
+        self.env_out = {"obs": torch.as_tensor(ts.observation), "reward": 0.0, "done": True,
+                        "episode_return": 0.0, "episode_step": 0, "last_action": 0}
+        self.state = model.initial_state(1)
+        with torch.no_grad():
+            out, _ = self._act(self.state)
+        self.agent_out = out
+
+    def _act(self, state):
+        e = self.env_out
+        return self.model(e["obs"][None, None], torch.tensor([[e["last_action"]]]), torch.tensor([[e["reward"]]]),
+                          torch.tensor([[e["done"]]]), state)
+
+    def _step(self, action: int) -> None:
+        ts = self.env.step(action)
+        self.episode_return += ts.reward or 0.0
+        self.episode_step += 1
+        out = {"obs": torch.as_tensor(ts.observation), "reward": float(ts.reward or 0.0), "done": ts.last(),
+               "episode_return": self.episode_return, "episode_step": self.episode_step, "last_action": action}
+        if ts.last():  # dm_env truncation and termination alike end the episode (as in monobeast)
+            out["obs"] = torch.as_tensor(self.env.reset().observation)
+            self.episode_return, self.episode_step = 0.0, 0
+        self.env_out = out
+
+    def _write(self, buf: dict[str, torch.Tensor], t: int) -> None:
+        for k, v in self.env_out.items():
+            buf[k][t] = v
+        for k in ("policy_logits", "baseline", "action"):
+            buf[k][t] = self.agent_out[k][0, 0]
+
+    @torch.no_grad()
+    def unroll(self, buf: dict[str, torch.Tensor], state_buf: dict[str, torch.Tensor]) -> int:
+        """Fill buf[key]: [T+1, ...] and state_buf[key]: [...] (the state before entry 0). Returns frames."""
+        for k, v in self.state.items():
+            state_buf[k].copy_(v[0])
+        self._write(buf, 0)
+        T = buf["done"].shape[0] - 1
+        for t in range(T):
+            self.agent_out, self.state = self._act(self.state)
+            self._step(int(self.agent_out["action"][0, 0]))
+            self._write(buf, t + 1)
+        return T * self.frames_per_step
+
+
+def buffer_specs(cfg: RLConfig, model: Agent) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    env = make_env(cfg.env.name, seed=0, **cfg.env.kwargs())
+    spec = env.observation_spec()
+    env.close()
+    T1, A = cfg.impala.unroll_length + 1, model.num_actions
+    return {"obs": ((T1, *spec.shape), getattr(torch, spec.dtype.name)),
+            "reward": ((T1,), torch.float32), "done": ((T1,), torch.bool),
+            "episode_return": ((T1,), torch.float32), "episode_step": ((T1,), torch.int32),
+            "last_action": ((T1,), torch.int64), "policy_logits": ((T1, A), torch.float32),
+            "baseline": ((T1,), torch.float32), "action": ((T1,), torch.int64)}
+
+
+def new_unroll(specs: dict, share: bool = False) -> dict[str, torch.Tensor]:
+    out = {k: torch.zeros(shape, dtype=dtype) for k, (shape, dtype) in specs.items()}
+    return {k: v.share_memory_() for k, v in out.items()} if share else out
+
+
+def actor_seed(cfg: RLConfig, actor_index: int, incarnation: int) -> int:
+    return cfg.run.seed * 100_003 + actor_index * 1_009 + incarnation * 7_919 + 1
+
+
+def actor_process(actor_index: int, incarnation: int, cfg: RLConfig, model: Agent, buffers: Buffers,
+                  state_buffers: Buffers, free_q, full_q, owner: torch.Tensor, frames_done: torch.Tensor,
+                  parent_pid: int) -> None:
+    """The body of one actor process: take a free index, fill that buffer, hand it to the learner."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the whole group; the learner decides
+    torch.set_num_threads(1)
+    seed = actor_seed(cfg, actor_index, incarnation)
+    torch.manual_seed(seed)
+    actor = ActorCore(cfg, model, seed)
+    n = 0
+    while True:
+        try:
+            index = free_q.get(timeout=1.0)
+        except queue.Empty:
+            if os.getppid() != parent_pid:
+                return  # orphaned: the learner is gone
+            continue
+        if index is None:
+            return
+        owner[index] = actor_index
+        if cfg.run.crash_actor == actor_index and incarnation == 0 and n == cfg.run.crash_at_unroll:
+            raise RuntimeError(f"actor {actor_index}: injected crash (run.crash_actor)")
+        frames = actor.unroll({k: b[index] for k, b in buffers.items()},
+                              {k: b[index] for k, b in state_buffers.items()})
+        frames_done[actor_index] += frames
+        owner[index] = -1  # before the put: a crash in between leaks the buffer rather than using it twice
+        full_q.put(index)
+        n += 1
+
+
+# ------------------------------------------------------------------------------------------ learner
+def make_optimizer(cfg: RLConfig, params) -> torch.optim.Optimizer:
+    c = cfg.impala
+    if c.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=c.lr, alpha=c.rmsprop_alpha, eps=c.rmsprop_eps,
+                                   momentum=c.rmsprop_momentum)
+    return torch.optim.Adam(params, lr=c.lr)
+
+
+def learn_step(cfg: RLConfig, model: Agent, optimizer, batch: dict[str, torch.Tensor],
+               initial_state: dict[str, torch.Tensor]) -> dict[str, float]:
+    """One IMPALA update on batch[key]: [T+1, B, ...] from the actors' initial_state[key]: [B, ...]."""
+    c = cfg.impala
+    out, _ = model(batch["obs"], batch["last_action"], batch["reward"], batch["done"], initial_state)
+    bootstrap = out["baseline"][-1].detach()
+    b = {k: v[1:] for k, v in batch.items()}
+    logits, values = out["policy_logits"][:-1], out["baseline"][:-1]
+    rewards = b["reward"].clamp(-c.reward_clip, c.reward_clip) if c.reward_clip > 0 else b["reward"]
+    discounts = (~b["done"]).float() * c.gamma
+    vt = vtrace.from_logits(b["policy_logits"], logits.detach(), b["action"], discounts, rewards,
+                            values.detach(), bootstrap, rho_bar=c.rho_bar, c_bar=c.c_bar)
+    pg_loss = -(vtrace.action_log_probs(logits, b["action"]) * vt.pg_advantages).mean()
+    baseline_loss = c.baseline_cost * 0.5 * (vt.vs - values).pow(2).mean()
+    log_p = F.log_softmax(logits, -1)
+    entropy = -(log_p.exp() * log_p).sum(-1).mean()
+    loss = pg_loss + baseline_loss - c.entropy_cost * entropy + out["aux_loss"]
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
+    optimizer.step()
+    return {"loss": loss.item(), "pg_loss": pg_loss.item(), "baseline_loss": baseline_loss.item(),
+            "entropy": entropy.item(), "aux_loss": float(out["aux_loss"]), "grad_norm": float(grad_norm)}
+
+
+class Stop:
+    """Turns SIGINT/SIGTERM into a flag the learner checks between batches (restored on exit)."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._old = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+    def __bool__(self):
+        return self.signum is not None
+
+
+class LocalActors:
+    """N actor processes over shared-memory buffers; restarts any that die."""
+
+    def __init__(self, cfg: RLConfig, model: Agent, log):
+        self.cfg, self.log = cfg, log
+        self.ctx = mp.get_context("spawn")  # fork after torch has run threads can deadlock the child
+        self.shared = make_agent(cfg)[0]
+        self.shared.load_state_dict(model.state_dict())
+        self.shared.share_memory()
+        self.shared.eval()
+        specs = buffer_specs(cfg, model)
+        n = cfg.impala.buffers
+        self.buffers: Buffers = {k: [] for k in specs}
+        for _ in range(n):
+            for k, v in new_unroll(specs, share=True).items():
+                self.buffers[k].append(v)
+        template = model.initial_state(1)
+        self.state_buffers: Buffers = {k: [v[0].clone().share_memory_() for _ in range(n)] for k, v in template.items()}
+        self.free_q, self.full_q = self.ctx.Queue(), self.ctx.Queue()
+        self.owner = torch.full((n,), -1, dtype=torch.int64).share_memory_()
+        self.frames_done = torch.zeros(cfg.impala.num_actors, dtype=torch.int64).share_memory_()
+        self.procs: list = [None] * cfg.impala.num_actors
+        self.incarnations = [0] * cfg.impala.num_actors
+        self.restarts = 0
+        for i in range(n):
+            self.free_q.put(i)
+        for i in range(cfg.impala.num_actors):
+            self._start(i)
+
+    def _start(self, i: int) -> None:
+        p = self.ctx.Process(target=actor_process, daemon=True, name=f"ctbench-rl-actor-{i}",
+                             args=(i, self.incarnations[i], self.cfg, self.shared, self.buffers, self.state_buffers,
+                                   self.free_q, self.full_q, self.owner, self.frames_done, os.getpid()))
+        p.start()
+        self.procs[i] = p
+
+    def check(self) -> None:
+        """Restart dead actors; their half-written buffer goes back to the free queue."""
+        for i, p in enumerate(self.procs):
+            if p.exitcode is None:
+                continue
+            self.log(f"actor {i} (pid {p.pid}) died with exit code {p.exitcode}; restarting it")
+            for index in (self.owner == i).nonzero().flatten().tolist():
+                self.owner[index] = -1
+                self.free_q.put(index)
+            self.incarnations[i] += 1
+            self.restarts += 1
+            self._start(i)
+
+    def get_batch(self, stop: Stop):
+        """batch[key]: [T+1, B, ...], state[key]: [B, ...]; None when stopped."""
+        indices = []
+        while len(indices) < self.cfg.impala.batch_size:
+            if stop:
+                for i in indices:
+                    self.free_q.put(i)
+                return None
+            try:
+                indices.append(self.full_q.get(timeout=0.5))
+            except queue.Empty:
+                self.check()
+        batch = {k: torch.stack([b[i] for i in indices], 1) for k, b in self.buffers.items()}
+        state = {k: torch.stack([b[i] for i in indices], 0) for k, b in self.state_buffers.items()}
+        for i in indices:
+            self.free_q.put(i)
+        return batch, state
+
+    def push_weights(self, model: Agent) -> None:
+        with torch.no_grad():
+            for dst, src in zip(self.shared.parameters(), model.parameters()):
+                dst.copy_(src)
+
+    def frames_generated(self) -> int:
+        return int(self.frames_done.sum())
+
+    def close(self) -> None:
+        for _ in self.procs:
+            self.free_q.put(None)
+        deadline = time.time() + 5.0
+        for p in self.procs:
+            p.join(timeout=max(0.0, deadline - time.time()))
+        for p in self.procs:
+            if p.is_alive():
+                p.terminate()
+                p.join(timeout=2.0)
+            if p.is_alive():
+                p.kill()
+                p.join()
+        for q in (self.free_q, self.full_q):
+            q.cancel_join_thread()
+            q.close()
+
+
+# ------------------------------------------------------------------------------------------ the run
+def fingerprint(cfg: RLConfig) -> dict:
+    return {"env": to_dict(cfg.env), "agent": to_dict(cfg.agent)}
+
+
+def train(cfg: RLConfig, run_dir: str | Path, preset: str = "custom", resume: bool = False,
+          log=print) -> int:
+    """Train until cfg.impala.total_frames (or run.max_time_s, or a signal). Returns an exit code:
+    0 when done, 128 + signal number when stopped by SIGINT/SIGTERM (checkpoint written)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.run.seed)
+    model, frames_per_step = make_agent(cfg)
+    optimizer = make_optimizer(cfg, model.parameters())
+    c = cfg.impala
+    frames_per_update = c.unroll_length * c.batch_size * frames_per_step
+    total_updates = math.ceil(c.total_frames / frames_per_update)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda u: max(0.0, 1 - u / total_updates) if c.lr_anneal else 1.0)
+    ckpt_path = run_dir / "checkpoints" / "latest.pt"
+    metrics = MetricsWriter(run_dir / "metrics.jsonl")
+    step, frames, elapsed0, returns = 0, 0, 0.0, collections.deque(maxlen=cfg.run.return_window)
+    if resume and ckpt_path.exists():
+        ckpt = load_checkpoint(ckpt_path, fingerprint(cfg))
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        step, frames, elapsed0 = ckpt["step"], ckpt["frames"], ckpt["elapsed_s"]
+        returns.extend(ckpt["returns"])
+        metrics.truncate_after(step)
+        log(f"resumed from {ckpt_path} at update {step}, {frames} frames")
+    elif metrics.path.exists():
+        metrics.path.unlink()
+    atomic_write_text(run_dir / "config.toml", dumps_toml(to_dict(cfg)))
+
+    def save():
+        save_checkpoint(ckpt_path, {"fingerprint": fingerprint(cfg), "step": step, "frames": frames,
+                                    "elapsed_s": elapsed0 + time.time() - t0, "model": model.state_dict(),
+                                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                    "returns": list(returns)})
+
+    if c.backend == "ray":
+        from rl.ray_backend import RayActors
+        actors = RayActors(cfg, model, log)
+    else:
+        actors = LocalActors(cfg, model, log)
+    t0 = last_log = last_ckpt = time.time()
+    log_frames, log_gen, learn_time, log_returns, stats = frames, 0, 0.0, [], {}
+    stopped = None
+    try:
+        with Stop() as stop:
+            while frames < c.total_frames:
+                if cfg.run.max_time_s and elapsed0 + time.time() - t0 > cfg.run.max_time_s:
+                    log(f"run.max_time_s={cfg.run.max_time_s} reached")
+                    break
+                got = actors.get_batch(stop)
+                if got is None:
+                    stopped = stop.signum
+                    break
+                batch, state = got
+                tl = time.time()
+                stats = learn_step(cfg, model, optimizer, batch, state)
+                scheduler.step()
+                actors.push_weights(model)
+                learn_time += time.time() - tl
+                step += 1
+                frames += frames_per_update
+                done_returns = batch["episode_return"][1:][batch["done"][1:]].tolist()
+                returns.extend(done_returns)
+                log_returns.extend(done_returns)
+                now = time.time()
+                if now - last_log >= cfg.run.log_every_s or frames >= c.total_frames:
+                    gen = actors.frames_generated()
+                    record = {"split": "train", "step": step, "tokens": frames, "frames": frames,
+                              "loss": stats["loss"], "bits": stats["loss"] / math.log(2),
+                              "lr": scheduler.get_last_lr()[0], "tokens_per_s": (frames - log_frames) / (now - last_log),
+                              "time_s": elapsed0 + now - t0,
+                              "episode_return": sum(log_returns) / len(log_returns) if log_returns else None,
+                              "episodes": len(log_returns),
+                              "fps_actor": (gen - log_gen) / (now - last_log) if log_gen else None,
+                              "fps_learner": (frames - log_frames) / learn_time if learn_time else None,
+                              "actor_restarts": actors.restarts,
+                              **{k: v for k, v in stats.items() if k != "loss"}}
+                    hn = human_normalised(cfg.env.name, record["episode_return"]) if log_returns else None
+                    if hn is not None:
+                        record["human_normalised"] = hn
+                    metrics.write(record)
+                    ret = f"{record['episode_return']:.3f}" if log_returns else "-"
+                    log(f"update {step} frames {frames} return {ret} loss {stats['loss']:.4f} "
+                        f"fps {record['tokens_per_s']:.0f}")
+                    last_log, log_frames, log_gen, learn_time, log_returns = now, frames, gen, 0.0, []
+                if now - last_ckpt >= cfg.run.checkpoint_every_s:
+                    save()
+                    last_ckpt = now
+            save()
+    finally:
+        actors.close()
+    if stopped is not None:
+        log(f"stopped by signal {signal.Signals(stopped).name}; checkpoint {ckpt_path}; continue with --resume")
+        return 128 + stopped
+    write_final_results(cfg, run_dir, preset, model, step, frames, elapsed0 + time.time() - t0, returns)
+    return 0
+
+
+def write_final_results(cfg: RLConfig, run_dir: Path, preset: str, model: Agent, step: int, frames: int,
+                        wall: float, returns) -> None:
+    a = cfg.agent
+    value = sum(returns) / len(returns) if returns else float("nan")
+    compressive = a.core == "compressive"
+    params = sum(p.numel() for p in model.parameters())
+    res = {"domain": "rl", "model": a.core, "preset": preset, "dataset": cfg.env.name, "metric": "return",
+           "value": value, "split": "train", "params": params, "params_non_embedding": params,
+           "tokens_seen": frames, "steps": step, "wall_time_s": wall, "device": "cpu", "partial_data": False,
+           "mem_len": a.mem_len if compressive else 0, "cmem_len": a.cmem_len if compressive else 0,
+           "compression_rate": a.compression_rate if compressive else 0,
+           "compression": a.compression if compressive else "none",
+           "compression_loss": a.compression_loss if compressive else "none",
+           "frames": frames, "episodes_averaged": len(returns), "delay": cfg.env.delay,
+           "num_actors": cfg.impala.num_actors, "backend": cfg.impala.backend}
+    if cfg.env.name == "nonmatching":
+        from rl.envs.nonmatching import NonMatchingEnv
+        res["chance_return"] = NonMatchingEnv(**cfg.env.kwargs()).chance_return()
+    hn = human_normalised(cfg.env.name, value)
+    if hn is not None:
+        res["human_normalised"] = hn
+    write_results(run_dir, res)
