@@ -1,0 +1,50 @@
+from analysis.cli import main
+from analysis_fixtures import make_everything, make_run
+
+
+def test_report_writes_every_figure_and_table(tmp_path, capsys):
+    make_everything(tmp_path / "runs")
+    out = tmp_path / "results"
+    assert main([str(tmp_path / "runs"), "--out", str(out)]) == 0
+    figs = sorted(p.name for p in (out / "figures").iterdir())
+    assert figs == ["figure2_attention.png", "figure3_schedule.png", "figure4_speech.png", "figure5_rl.png",
+                    "figure6_compressibility.png"]
+    tabs = sorted(p.name for p in (out / "tables").glob("*.md"))
+    assert tabs == ["headline.md", "longrange.md", "table5_compression.md", "table7_frequency_longrange.md",
+                    "table8_9_sweep_longrange_cpu-longrange.md"]
+    assert all((out / "tables" / t.replace(".md", ".csv")).is_file() for t in tabs)
+    index = (out / "index.md").read_text()
+    assert "![Figure 2: average attention weight by position](figures/figure2_attention.png)" in index
+    assert "[Table 7: perplexity by training frequency (longrange)](tables/table7_frequency_longrange.md)" in index
+    assert "Not made" not in index and "6 run directories" in index and f"--out {out}" in index
+    assert "| 1.38 |" in (out / "tables" / "table8_9_sweep_longrange_cpu-longrange.md").read_text()
+    assert (out / "runs.csv").read_text().count("\n") == 7
+    assert "read 6 runs; wrote 10 figures/tables" in capsys.readouterr().out
+
+
+def test_report_with_partial_inputs_notes_what_is_missing(tmp_path, capsys):
+    make_run(tmp_path / "runs", "only", dataset="enwik8", value=1.2, metrics=[])
+    out = tmp_path / "results"
+    assert main([str(tmp_path / "runs"), "--out", str(out)]) == 0
+    index = (out / "index.md").read_text()
+    assert "## Not made (missing inputs)" in index
+    assert "- figure2: Figure 2 needs analysis/attention_stats.json" in index
+    assert "| 0.97 |" in index                      # the headline table still shows the paper's enwik8 number
+    printed = capsys.readouterr().out
+    assert printed.count("not made:") == 8
+
+
+def test_report_on_an_empty_folder_says_so(tmp_path, capsys):
+    assert main([str(tmp_path), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "no run directories (folders with results.json)" in err and "ctbench suite --preset smoke" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_report_on_a_missing_path_and_bad_file(tmp_path, capsys):
+    assert main([str(tmp_path / "nope")]) == 2
+    assert "nope: no such file or folder" in capsys.readouterr().err
+    d = make_run(tmp_path, "bad")
+    (d / "results.json").write_text("[1, 2]")
+    assert main([str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    assert "bad/results.json: expected a JSON object" in capsys.readouterr().err
