@@ -1,0 +1,61 @@
+"""Text datasets: preparation into a memory-mapped cache, vocabularies, and the stream batcher.
+
+    from text.data import prepare_dataset, StreamBatcher
+    ds = prepare_dataset("longrange", data_dir)          # or enwik8, wikitext103, wikitext2, pg19, books:DIR
+    batches = StreamBatcher(ds.split("train"), batch_size=16, window=128, doc_starts=ds.doc_starts("train"))
+
+See docs/text-data.md for each dataset, the download URLs and the cache layout.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .batching import StreamBatcher
+from .cache import Dataset
+from .errors import DataError
+from .longrange import LongRangeConfig
+from .vocab import Vocab
+
+DEFAULT_DATA_DIR = Path("~/.cache/ctbench")
+SPECS = ("enwik8", "wikitext103", "wikitext2", "pg19", "books:DIR", "longrange")
+
+__all__ = ["prepare_dataset", "StreamBatcher", "Dataset", "DataError", "LongRangeConfig", "Vocab",
+           "DEFAULT_DATA_DIR", "SPECS"]
+
+
+def prepare_dataset(spec: str, data_dir=DEFAULT_DATA_DIR, source=None, allow_partial: bool = False,
+                    vocab_size: int = 32000, seed: int = 0, *, max_books: int | None = None,
+                    longrange: LongRangeConfig | None = None) -> Dataset:
+    """Prepare `spec` once into `data_dir` (reusing a valid cache) and return the Dataset.
+
+    spec: "enwik8" | "wikitext103" | "wikitext2" | "pg19" | "books:DIR" | "longrange".
+    source: a local file or folder instead of the default download (enwik8: zip or raw file;
+      wikitext: folder of wiki.*.tokens or the official zip; pg19: folder with train/ validation/ test/).
+    allow_partial: accept incomplete data (an enwik8 prefix, WikiText without its train file, a PG-19
+      subset); the manifest and `ds.partial` say so.
+    vocab_size, seed: the sentencepiece vocabulary (pg19, books) and the longrange generator seed.
+    max_books: use only this many books (books:DIR in total, pg19 per split) to keep tests quick.
+    longrange: the generator's configuration (default LongRangeConfig()).
+    """
+    data_dir = Path(data_dir if data_dir is not None else DEFAULT_DATA_DIR).expanduser()
+    if spec == "enwik8":
+        from . import enwik8
+
+        return enwik8.prepare(data_dir, source, allow_partial)
+    if spec in ("wikitext103", "wikitext2"):
+        from . import wikitext
+
+        return wikitext.prepare(spec, data_dir, source, allow_partial)
+    if spec == "pg19":
+        from . import pg19
+
+        return pg19.prepare_pg19(data_dir, source, vocab_size, seed, max_books, allow_partial)
+    if spec.startswith("books:"):
+        from . import pg19
+
+        return pg19.prepare_books(spec[len("books:"):], data_dir, vocab_size, seed, max_books)
+    if spec == "longrange":
+        from . import longrange as lr
+
+        return lr.prepare(data_dir, seed, longrange)
+    raise ValueError(f"unknown dataset {spec!r}: use one of {', '.join(SPECS)}")

@@ -1,0 +1,144 @@
+"""WikiText-103 and WikiText-2 (Merity et al. 2016), the tokenised v1 release: `wiki.{train,valid,test}.tokens`.
+
+Word-level: one `<eos>` per line (the TransformerXL convention), vocabulary from the training file
+sorted by count (ties in order of first appearance) so that adaptive softmax cutoffs fall on frequency
+bands; per-word training counts are kept (`ds.train_counts`) for frequency-stratified evaluation
+(the paper's Table 7). Documents start at top-level headings (` = Title = `).
+"""
+from __future__ import annotations
+
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from .cache import Builder, load_or_build
+from .errors import DataError
+from .files import download, read_utf8, source_stamp
+from .vocab import EOS, UNK, SymbolVocab
+
+URLS = {
+    "wikitext103": ("https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-103-v1.zip",
+                    "https://wikitext.smerity.com/wikitext-103-v1.zip"),
+    "wikitext2": ("https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-2-v1.zip",
+                  "https://wikitext.smerity.com/wikitext-2-v1.zip"),
+}
+# Published token counts (Merity et al. 2016), <eos> included: a mismatch means a truncated or edited file.
+TOKENS = {
+    "wikitext103": {"train": 103_227_021, "valid": 217_646, "test": 245_569},
+    "wikitext2": {"train": 2_088_628, "valid": 217_646, "test": 245_569},
+}
+FILES = {"train": "wiki.train.tokens", "valid": "wiki.valid.tokens", "test": "wiki.test.tokens"}
+
+
+def _read_sources(source: Path) -> dict[str, tuple[str, str]]:
+    """{split: (where, text)} from a folder of .tokens files or the official zip; missing splits left out."""
+    if not source.exists():
+        raise DataError(f"{source}: not found; pass the folder with wiki.*.tokens or the official zip")
+    out = {}
+    if source.is_dir():
+        for split, fname in FILES.items():
+            p = source / fname
+            if p.exists():
+                out[split] = (str(p), read_utf8(p))
+        return out
+    try:
+        with zipfile.ZipFile(source) as z:
+            for member in z.namelist():
+                for split, fname in FILES.items():
+                    if member.endswith("/" + fname) or member == fname:
+                        try:
+                            out[split] = (f"{source}:{member}", z.read(member).decode("utf-8"))
+                        except UnicodeDecodeError as e:
+                            raise DataError(f"{source}:{member}: invalid UTF-8 at byte {e.start}; re-download") from None
+    except zipfile.BadZipFile as e:
+        raise DataError(f"{source}: not a folder or a valid zip ({e}); re-download it") from None
+    return out
+
+
+def _lines(text: str) -> list[list[str]]:
+    """Each line's words plus `<eos>`; the file's final newline does not open an extra line."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.split() + [EOS] for line in lines]
+
+
+def build_vocab(lines: list[list[str]]) -> SymbolVocab:
+    counts = Counter(w for line in lines for w in line)
+    return SymbolVocab(sorted(counts, key=lambda w: -counts[w]))  # stable sort: ties keep first appearance
+
+
+def _is_heading(words: list[str]) -> bool:
+    """` = Title = ` (an article start), not ` = = Section = = `."""
+    return len(words) >= 4 and words[0] == "=" and words[-2] == "=" and words[1] != "="
+
+
+def encode_lines(vocab: SymbolVocab, lines: list[list[str]], where: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """(ids [N], document starts, number of out-of-vocabulary words mapped to <unk>)."""
+    unk = vocab.index.get(UNK, -1)
+    n = sum(len(line) for line in lines)
+    ids = np.fromiter((vocab.index.get(w, unk) for line in lines for w in line), dtype=np.int64, count=n)
+    oov = sum(1 for line in lines for w in line if w not in vocab.index)
+    if oov and unk == -1:
+        raise DataError(f"{where}: {oov} words are not in the vocabulary and it has no {UNK}")
+    starts, pos = [], 0
+    for line in lines:
+        if _is_heading(line):
+            starts.append(pos)
+        pos += len(line)
+    return ids, np.array(starts, dtype=np.int64), oov
+
+
+def build(b: Builder, name: str, source: Path, allow_partial: bool) -> None:
+    texts = _read_sources(source)
+    for split in ("valid", "test"):
+        if split not in texts:
+            raise DataError(f"{source}: {FILES[split]} is missing; re-download {URLS[name][0]}")
+    if "train" not in texts and not allow_partial:
+        raise DataError(
+            f"{source}: {FILES['train']} is missing; re-download {URLS[name][0]}, or pass --allow-partial "
+            "to build the vocabulary from the validation file (results then say partial)"
+        )
+    if source.is_dir():
+        for split in texts:
+            b.add_source(source_stamp(source / FILES[split]))
+    else:
+        b.add_source(source_stamp(source))
+    lines = {split: _lines(text) for split, (_, text) in texts.items()}
+    vocab_from = "train" if "train" in lines else "valid"
+    if vocab_from == "valid":
+        lines["train"] = lines["valid"]
+        texts["train"] = texts["valid"]
+        b.mark_partial(f"{FILES['train']} absent: vocabulary built from {FILES['valid']}, "
+                       "which also serves as the train split")
+    vocab = build_vocab(lines[vocab_from])
+    b.set_vocab(vocab)
+    b.manifest["vocab_from"] = FILES[vocab_from]
+    for split in ("train", "valid", "test"):
+        ids, starts, oov = encode_lines(vocab, lines[split], texts[split][0])
+        expected = TOKENS[name][split]
+        if len(ids) != expected and not (split == "train" and vocab_from == "valid"):
+            msg = f"{texts[split][0]}: {len(ids):,} tokens (with <eos>), the published {name} {split} has {expected:,}"
+            if not allow_partial:
+                raise DataError(msg + "; the file is truncated or edited: re-download it (or pass --allow-partial)")
+            b.mark_partial(msg)
+        b.add_split(split, ids, starts, source=texts[split][0], word_count=None, oov_to_unk=oov)
+
+
+def prepare(name: str, data_dir: Path, source, allow_partial: bool):
+    if source is None:
+        src = Path(data_dir).expanduser() / "downloads" / URLS[name][0].rsplit("/", 1)[1]
+        if not src.exists():
+            for k, url in enumerate(URLS[name]):
+                try:
+                    download(url, src)
+                    break
+                except DataError:
+                    if k == len(URLS[name]) - 1:
+                        raise
+    else:
+        src = Path(source).expanduser()
+    params = {"dataset": name, "source": str(src.resolve()), "allow_partial": bool(allow_partial)}
+    return load_or_build(data_dir, name, "word", params, lambda b: build(b, name, src, allow_partial))
