@@ -1,0 +1,229 @@
+"""The text entry points behind `ctbench text train|eval|sample` (text/cli.py parses the arguments)."""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.run import (CheckpointError, ConfigError, DistContext, Trainer, atomic_write_json, atomic_write_text,
+                      dumps_toml, from_dict, load_checkpoint, load_config, load_toml, to_dict, write_results)
+
+from .config import TextConfig
+from .evaluate import LN2, EvalResult, evaluate
+from .task import TextTask, build_model, fingerprint, load_dataset
+
+DOMAIN = "text"
+
+
+# ---------------------------------------------------------------------------------------- configs
+def resolve_config(preset: str | None, overrides: list[str], run_dir: Path | None, resume: bool) -> TextConfig:
+    """The preset (+ overrides), or on --resume without --preset the run's own config.toml."""
+    saved = run_dir / "config.toml" if run_dir else None
+    if preset is None:
+        if resume and saved and saved.exists():
+            return read_run_config(run_dir, overrides)
+        raise ConfigError("--preset NAME is required (or --resume with a --run-dir holding config.toml)")
+    cfg = load_config(TextConfig, DOMAIN, preset, overrides)
+    if not cfg.preset:
+        cfg = from_dict(TextConfig, {**to_dict(cfg), "preset": Path(preset).stem})
+    return cfg
+
+
+def read_run_config(run_dir: Path, overrides: list[str] = ()) -> TextConfig:
+    path = Path(run_dir) / "config.toml"
+    if not path.exists():
+        raise ConfigError(f"{path}: not found; is {run_dir} a text run directory (made by `ctbench text train`)?")
+    from core.run import apply_overrides
+    try:
+        return from_dict(TextConfig, apply_overrides(load_toml(path), list(overrides)))
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def metric_for(ds, split: str, result: EvalResult, whole_split: bool) -> tuple[str, float, dict]:
+    """The headline metric: BPC for bytes, perplexity for words, word-level perplexity for subwords
+    (exp(total nats / whitespace words), only when the whole split was scored), else bits per token."""
+    extras = {"loss_nats": result.loss, "bits_per_token": result.loss / LN2, "tokens_scored": result.count}
+    if ds.unit == "byte":
+        return "bpc", result.loss / LN2, extras
+    if ds.unit == "word":
+        return "ppl", math.exp(result.loss), extras
+    words = ds.word_count(split)
+    if ds.unit == "subword" and words and whole_split:
+        extras["words"] = words
+        extras["token_ppl"] = math.exp(result.loss)
+        return "word_ppl", math.exp(result.nats / words), extras
+    return "bits_per_token", result.loss / LN2, extras
+
+
+def base_results(cfg: TextConfig, task: TextTask, ds, model) -> dict:
+    mem_len, cmem_len = model.mem_sizes
+    return {"domain": DOMAIN, "model": cfg.model.name, "preset": cfg.preset, "dataset": cfg.data.dataset,
+            **task.params(), "partial_data": bool(ds.partial), "mem_len": mem_len, "cmem_len": cmem_len,
+            "compression_rate": cfg.model.compression_rate if cmem_len else 0,
+            "compression": cfg.model.compression if cmem_len else "none",
+            "compression_loss": cfg.model.compression_loss if cmem_len else "none",
+            "window": cfg.data.window, "unit": ds.unit, "vocab_size": ds.vocab.size}
+
+
+# ---------------------------------------------------------------------------------------- train
+def train(preset: str | None, overrides: list[str], run_dir: str | None, resume: bool = False,
+          data_dir: str | None = None, progress: bool | None = None) -> dict:
+    if data_dir:
+        overrides = [*overrides, f"data.data_dir={data_dir}"]
+    if progress is not None:
+        overrides = [*overrides, f"train.progress={str(progress).lower()}"]
+    run_path = Path(run_dir) if run_dir else None
+    cfg = resolve_config(preset, overrides, run_path, resume)
+    run_path = run_path or Path("runs") / DOMAIN / cfg.preset
+    if not resume and (run_path / "checkpoints" / "latest.pt").exists():
+        raise ConfigError(f"{run_path} already holds a run; pass --resume to continue it or another --run-dir")
+    dist = DistContext.from_env(cfg.train.device)
+    try:
+        if dist.is_main:  # prepare once; the other ranks wait, then read the cache
+            ds = load_dataset(cfg)
+        dist.barrier()
+        if not dist.is_main:
+            ds = load_dataset(cfg)
+        task = TextTask(cfg, ds)
+        if dist.is_main:
+            atomic_write_text(run_path / "config.toml", dumps_toml(to_dict(cfg)))
+        summary = Trainer(task, cfg.train, run_path, dist).fit(resume=resume)
+        results = None
+        if dist.is_main:
+            valid = summary["valid"] or {"loss": float("nan"), "count": 0}
+            r = EvalResult(nats=valid["loss"] * valid["count"], count=valid["count"], windows=0)
+            metric, value, extras = metric_for(ds, "valid", r, whole_split=cfg.eval.valid_windows == 0)
+            results = {**base_results(cfg, task, ds, task.model), "metric": metric, "value": value,
+                       "split": "valid", **extras, "tokens_seen": summary["tokens"], "steps": summary["steps"],
+                       "wall_time_s": summary["wall_time_s"], "device": device_name(dist.device),
+                       "world_size": dist.world_size, "final_train_loss": summary["final_loss"],
+                       "interrupted": summary["interrupted"], "source": "train (validation subset)"}
+            write_results(run_path, results)
+        return {"run_dir": str(run_path), "summary": summary, "results": results}
+    finally:
+        dist.close()
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return "cpu"
+
+
+# ---------------------------------------------------------------------------------------- load a run
+def load_run(run_dir: str | Path, device: torch.device, overrides: list[str] = ()):
+    """(cfg, ds, task) with the latest checkpoint's weights, checked against the run's model and vocabulary."""
+    run_dir = Path(run_dir)
+    cfg = read_run_config(run_dir, overrides)
+    ds = load_dataset(cfg)
+    task = TextTask(cfg, ds)
+    ckpt = load_checkpoint(run_dir / "checkpoints" / "latest.pt", fingerprint(cfg, ds))
+    task.model.load_state_dict(ckpt["model"])
+    task.model.to(device).eval()
+    return cfg, ds, task, ckpt
+
+
+# ---------------------------------------------------------------------------------------- eval
+def evaluate_run(run_dir: str, split: str | None = None, mem_len: int | None = None,
+                 cmem_len: int | None = None, save_analysis: bool = False, dynamic_eval: bool = False,
+                 batch_size: int | None = None, max_windows: int = 0, device: str = "auto",
+                 data_dir: str | None = None, progress: bool = False) -> dict:
+    from core.run import resolve_device
+    dev = resolve_device(device)
+    overrides = [f"data.data_dir={data_dir}"] if data_dir else []
+    cfg, ds, task, ckpt = load_run(run_dir, dev, overrides)
+    split = split or cfg.eval.split
+    mem_len = cfg.eval.mem_len if mem_len is None else mem_len
+    cmem_len = cfg.eval.cmem_len if cmem_len is None else cmem_len
+    model = task.model.with_memory_sizes(mem_len=None if mem_len < 0 else mem_len,
+                                         cmem_len=None if cmem_len < 0 else cmem_len)
+    tokens = ds.split(split)
+    longrange = cfg.data.dataset == "longrange"
+    t0 = time.time()
+    r = evaluate(model, tokens, window=cfg.eval.window or cfg.data.window, device=dev,
+                 batch_size=batch_size or cfg.eval.batch_size, max_windows=max_windows,
+                 doc_starts=ds.doc_starts(split) if cfg.data.reset_at_doc else None,
+                 collect=save_analysis or longrange, attention=save_analysis,
+                 dynamic_lr=cfg.eval.dynamic_lr if dynamic_eval else 0.0, bf16=cfg.train.bf16, progress=progress)
+    whole = r.extras["scored_fraction"] > 0.99 and not max_windows
+    metric, value, extras = metric_for(ds, split, r, whole)
+    results = {**base_results(cfg, task, ds, model), "metric": metric, "value": value, "split": split, **extras,
+               "tokens_seen": int(ckpt["tokens"]), "steps": int(ckpt["step"]),
+               "wall_time_s": float(ckpt["elapsed_s"]), "eval_time_s": time.time() - t0,
+               "device": device_name(dev), "dynamic_eval": dynamic_eval, "scored_fraction": r.extras["scored_fraction"],
+               "train_mem_len": cfg.model.mem_len, "train_cmem_len": cfg.model.cmem_len, "source": "eval"}
+    out = Path(run_dir)
+    if save_analysis:
+        write_analysis(out / "analysis", r, ds)
+    if longrange:
+        from .data.longrange import annotate, bucket_report
+        report = bucket_report(r.token_loss, r.position, annotate(ds, split),
+                               n_name=cfg.data.longrange.n_name)
+        report.update(split=split, model=cfg.model.name, preset=cfg.preset, mem_len=results["mem_len"],
+                      cmem_len=results["cmem_len"], window=cfg.data.window)
+        atomic_write_json(out / "analysis" / "longrange.json", report)
+        results["longrange"] = {"remention_bits": report["remention"]["bits"],
+                                "buckets": [{k: b[k] for k in ("lo", "hi", "tokens", "bits")} for b in report["buckets"]]}
+    write_results(out, results)
+    return results
+
+
+def write_analysis(folder: Path, r: EvalResult, ds) -> None:
+    import io
+    arrays = {"loss": r.token_loss, "token": r.token, "position": r.position}
+    counts = ds.train_counts
+    if ds.unit == "word" and counts is not None:
+        arrays["train_count"] = np.asarray(counts, dtype=np.int64)[r.token]
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    from core.run.io import atomic_write_bytes
+    atomic_write_bytes(folder / "token_losses.npz", buf.getvalue())
+    if r.attention is not None:
+        atomic_write_json(folder / "attention_stats.json", r.attention)
+    if r.compression_losses is not None:
+        atomic_write_json(folder / "compression_losses.json", {"per_layer": r.compression_losses})
+
+
+# ---------------------------------------------------------------------------------------- sample
+def sample(run_dir: str, prompt: str, tokens: int = 200, temperature: float = 1.0, seed: int = 0,
+           device: str = "auto", data_dir: str | None = None, out=None) -> str:
+    """Feed the prompt through the model window by window, then generate one token at a time, the
+    memory carrying everything seen so far (streams the text to `out` as it goes)."""
+    from core.run import resolve_device
+    out = out or sys.stdout
+    dev = resolve_device(device)
+    cfg, ds, task, _ = load_run(run_dir, dev, [f"data.data_dir={data_dir}"] if data_dir else [])
+    if temperature <= 0:
+        raise ConfigError(f"--temperature must be > 0, got {temperature}")
+    ids = ds.vocab.encode(prompt)
+    if not ids:
+        raise ConfigError("--prompt encodes to no tokens; give some text")
+    model, window = task.model, cfg.data.window
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    generated: list[int] = []
+    with torch.no_grad():
+        state = model.init_state(1, dev)
+        context = torch.tensor([ids], dtype=torch.long, device=dev)
+        for s in range(0, context.shape[1] - 1, window):
+            chunk = context[:, s:min(s + window, context.shape[1] - 1)]
+            _, state, *_ = model.hidden(chunk, state)
+            state = state.detach()
+        last = context[:, -1:]
+        shown = ""
+        for _ in range(tokens):
+            logp, state = model.next_token_logprobs(last, state)
+            probs = torch.softmax(logp.float().cpu() / temperature, dim=-1)
+            nxt = int(torch.multinomial(probs[0], 1, generator=g))
+            generated.append(nxt)
+            text = ds.vocab.decode(generated)
+            out.write(text[len(shown):])
+            out.flush()
+            shown = text
+            last = torch.tensor([[nxt]], dtype=torch.long, device=dev)
+    out.write("\n")
+    return ds.vocab.decode(generated)
