@@ -28,8 +28,10 @@ from typing import Callable
 
 import numpy as np
 
+from core.run.io import atomic_write_json
+
 from .errors import DataError
-from .files import atomic_write_json, file_digest
+from .files import file_digest
 from .vocab import Vocab, load_vocab
 
 log = logging.getLogger(__name__)

@@ -1,13 +1,10 @@
-"""Small file helpers shared by the dataset builders: hashing, downloads, strict UTF-8 reads
-(atomic writes come from core.run.io)."""
+"""Small file helpers shared by the dataset builders: hashing, downloads, strict UTF-8 reads."""
 from __future__ import annotations
 
 import hashlib
 import os
 import urllib.request
 from pathlib import Path
-
-from core.run.io import atomic_write_bytes, atomic_write_json  # noqa: F401  (re-exported)
 
 from .errors import DataError
 

@@ -63,7 +63,7 @@ def split_books(paths: list[Path], max_books: int | None) -> dict[str, list[Path
     return {"valid": order[:n_held], "test": order[n_held:2 * n_held], "train": order[2 * n_held:]}
 
 
-def train_sentencepiece(paras, vocab_size: int, seed: int) -> SentencePieceVocab:
+def train_sentencepiece(paras, vocab_size: int, seed: int, where: str = "the training books") -> SentencePieceVocab:
     import io
 
     import sentencepiece as spm
@@ -73,12 +73,15 @@ def train_sentencepiece(paras, vocab_size: int, seed: int) -> SentencePieceVocab
     model = io.BytesIO()
     # sentencepiece only takes its sampling seed process-wide; set it right before training
     spm.set_random_generator_seed(seed)
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(paras), model_writer=model, vocab_size=vocab_size, model_type="bpe",
-        character_coverage=0.9999, byte_fallback=True, user_defined_symbols=[NEWLINE],
-        input_sentence_size=2_000_000, shuffle_input_sentence=True, hard_vocab_limit=False,
-        num_threads=2, minloglevel=2,
-    )
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(paras), model_writer=model, vocab_size=vocab_size, model_type="bpe",
+            character_coverage=0.9999, byte_fallback=True, user_defined_symbols=[NEWLINE],
+            input_sentence_size=2_000_000, shuffle_input_sentence=True, hard_vocab_limit=False,
+            num_threads=2, minloglevel=2,
+        )
+    except RuntimeError as e:
+        raise DataError(f"sentencepiece training on {where} failed: {e}".strip()) from None
     return SentencePieceVocab(model.getvalue())
 
 
@@ -104,7 +107,8 @@ def build(b: Builder, name: str, books: dict[str, list[Path]], strip: bool, voca
         for p in paths:
             b.add_source(source_stamp(p, with_hash=False))
         loaded[split] = [_Book(p, strip) for p in paths]
-    vocab = train_sentencepiece((q for bk in loaded["train"] for q in bk.paragraphs), vocab_size, seed)
+    vocab = train_sentencepiece((q for bk in loaded["train"] for q in bk.paragraphs), vocab_size, seed,
+                                where=f"the training books in {loaded['train'][0].path.parent}")
     b.set_vocab(vocab)
     if strip:
         b.manifest["gutenberg_markers_missing"] = sorted(

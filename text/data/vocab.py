@@ -10,8 +10,9 @@ import hashlib
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from core.run.io import atomic_write_bytes
+
 from .errors import DataError
-from .files import atomic_write_bytes
 
 EOS = "<eos>"
 UNK = "<unk>"
