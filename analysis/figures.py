@@ -157,14 +157,20 @@ def schedule_frame(run: Run) -> tuple[pd.DataFrame, str]:
         raise MissingInput(f"{run.path}: metrics.jsonl has no step/lr lines")
     if "split" in m:
         m = m[m["split"] == "train"]
-    df = m[["step", "lr"]].dropna().copy()
+    cols = ["step", "lr"] + (["bits"] if "bits" in m else [])
+    df = m[cols].dropna(subset=["step", "lr"]).copy()
     key = next((k for k in _PERIOD_KEYS if k in m.columns), None)
     if key is not None:
         df["update_every"] = m.loc[df.index, key].ffill().fillna(1).to_numpy()
         source = f"metrics.jsonl field {key!r}"
     else:
         start, period, source = _config_schedule(run)
-        if period is None:
+        if period is None and "windows" in m:
+            # measured: windows consumed per parameter update between two logged steps
+            w = m.loc[df.index, "windows"].astype(float)
+            df["update_every"] = (w.diff() / df["step"].diff()).bfill().fillna(1).to_numpy()
+            source = "metrics.jsonl windows / steps between logged lines"
+        elif period is None:
             df["update_every"] = 1
             source = "no update-frequency field in metrics.jsonl or config.toml: constant 1"
         else:
@@ -180,8 +186,9 @@ def figure3(runs: list[Run]) -> Plot:
         raise MissingInput("Figure 3 needs a text training run whose metrics.jsonl logs lr")
     run = _pick(cands, 1)[0]
     df, source = schedule_frame(run)
-    fig = Figure(figsize=(6.5, 3.6), layout="constrained")
-    ax = fig.add_subplot(1, 1, 1)
+    with_loss = "bits" in df and df["bits"].notna().any()
+    fig = Figure(figsize=(6.5, 6.0 if with_loss else 3.6), layout="constrained")
+    ax = fig.add_subplot(2 if with_loss else 1, 1, 1)
     ax.plot(df.step, df.lr, color="#1f77b4", label="learning rate")
     ax.set_xlabel("training step")
     ax.set_ylabel("learning rate", color="#1f77b4")
@@ -190,6 +197,11 @@ def figure3(runs: list[Run]) -> Plot:
     ax2.set_ylabel("windows per parameter update", color="#d62728")
     ax2.set_ylim(0, max(2, float(df.update_every.max())) + 1)
     ax.set_title(f"Update-frequency schedule vs learning rate ({run.label}, {run.path.name})", fontsize=9)
+    if with_loss:   # the paper's Figure 3 plots training BPC under each schedule
+        ax3 = fig.add_subplot(2, 1, 2, sharex=ax)
+        ax3.plot(df.step, df.bits, color="#2ca02c")
+        ax3.set_xlabel("training step")
+        ax3.set_ylabel("training bits per token")
     return Plot("figure3_schedule", "Figure 3: update-frequency schedule against the learning rate", fig,
                 [f"update frequency from {source}",
                  "paper (Figure 3, Section 5.5.1): lowering the update frequency is preferable to decaying the lr"])

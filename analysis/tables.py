@@ -154,7 +154,8 @@ def headline(runs: list[Run]) -> Table:
 # --------------------------------------------------------------------------- Table 5
 def table5(runs: list[Run]) -> Table:
     """Compression function x compression loss (paper Table 5, enwik8 BPC)."""
-    ct = [r for r in runs if r.model == "compressive" and r.domain == "text" and is_number(r.results.get("value"))]
+    ct = [r for r in runs if r.model == "compressive" and r.domain == "text" and is_number(r.results.get("value"))
+          and at_trained_size(r)]
     if not ct:
         raise MissingInput("Table 5 needs text runs of the Compressive Transformer (compression x loss sweep)")
     rows = []
@@ -162,17 +163,27 @@ def table5(runs: list[Run]) -> Table:
         res = r.results
         comp, loss = paper.norm_key(res.get("compression")), paper.norm_key(res.get("compression_loss"))
         rows.append({"dataset": r.dataset, "compression": comp, "compression_loss": loss,
-                     "c": res.get("compression_rate"), "metric": res.get("metric"), "ours": res["value"],
+                     "c": res.get("compression_rate"), "split": res.get("split"), "metric": res.get("metric"),
+                     "ours": res["value"],
                      "paper_bpc": paper.table5_paper(comp, loss), "run": r.path.name})
-    df = pd.DataFrame(rows).sort_values(["dataset", "metric", "ours"], ascending=[True, True, False], kind="stable")
+    df = pd.DataFrame(rows).sort_values(["dataset", "split", "metric", "ours"], ascending=[True, True, True, False],
+                                        kind="stable")
     notes = ["paper: Table 5 (enwik8 test BPC, best c of 2/3/4 per row): " + ", ".join(
         f"{c}+{l} {v}" for (c, l), v in paper.TABLE5.items())]
     if df["compression"].nunique() * df["compression_loss"].nunique() < 2:
         notes.append("only one compressor/loss setting in these runs: run the sweep for a comparison")
+    if df["split"].nunique() > 1:
+        notes.append("rows come from different splits (train-time validation subset vs evaluation): compare within a split")
     if not any(paper.norm_dataset(r.dataset) == "enwik8" for r in ct):
         notes.append("our runs are not on enwik8: compare orderings, not values")
     return Table("table5_compression", "Table 5: compression function x compression loss",
                  df.reset_index(drop=True), notes, scale_frame(ct))
+
+
+def at_trained_size(run: Run) -> bool:
+    """False for an evaluation at memory sizes other than the trained ones (those belong to Tables 8-9)."""
+    res = run.results
+    return all(not is_number(res.get(f"train_{k}")) or res.get(k) == res[f"train_{k}"] for k in ("mem_len", "cmem_len"))
 
 
 # --------------------------------------------------------------------------- Tables 8-9
@@ -183,10 +194,13 @@ def sweeps(runs: list[Run]) -> list[Table]:
           and is_number(r.results.get("cmem_len"))]
     groups: dict[tuple, list[Run]] = {}
     for r in ct:
-        key = (r.dataset, r.results.get("preset"), r.results.get("params"), r.results.get("metric"))
+        res = r.results
+        # one trained model evaluated several ways: same data, preset, size, compressor and split
+        key = (r.dataset, res.get("preset"), res.get("metric"), res.get("params"), res.get("compression"),
+               res.get("compression_loss"), res.get("compression_rate"), res.get("split"))
         groups.setdefault(key, []).append(r)
     tables = []
-    for (ds, preset, params, metric), rs in sorted(groups.items(), key=lambda kv: str(kv[0])):
+    for (ds, preset, metric, *_), rs in sorted(groups.items(), key=lambda kv: str(kv[0])):
         sizes = {(r.results.get("mem_len"), r.results["cmem_len"]) for r in rs}
         if len(sizes) < 2:
             continue
@@ -203,6 +217,7 @@ def sweeps(runs: list[Run]) -> list[Table]:
         else:
             notes.append("the paper has no sweep for this dataset (Table 8 is enwik8, Table 9 WikiText-103)")
         name = f"table8_9_sweep_{_slug(ds)}_{_slug(str(preset))}"
+        name += f"_{len(tables) + 1}" if any(t.name == name for t in tables) else ""
         tables.append(Table(name, f"Tables 8-9: compressed memory size at evaluation ({ds}, {preset})", df, notes,
                             scale_frame(rs)))
     if not tables:
@@ -323,8 +338,13 @@ def _gain(base: float, new: float) -> float:
 _RANGE_KEYS = (("lo", "hi"), ("min", "max"), ("low", "high"), ("start", "end"), ("min_distance", "max_distance"),
                ("distance_lo", "distance_hi"))
 _BITS_KEYS = ("bits", "bits_per_token", "model_bits", "bpt", "mean_bits")
-_FLOOR_KEYS = ("floor_bits", "entropy_floor", "entropy_floor_bits", "floor", "entropy_bits", "entropy")
-_COUNT_KEYS = ("n", "count", "tokens", "n_tokens")
+_FLOOR_KEYS = ("floor_entropy_bits", "floor_bits", "entropy_floor", "entropy_floor_bits", "floor", "entropy_bits",
+               "entropy")
+_COUNT_KEYS = ("n", "tokens", "count", "n_tokens")
+
+
+def _num(x) -> float:
+    return float(x) if is_number(x) else float("nan")
 
 
 def _first(d: dict, keys) -> object:
@@ -349,18 +369,23 @@ def parse_longrange(data: dict, path: Path) -> tuple[pd.DataFrame, dict]:
         if label is None:
             for lo_k, hi_k in _RANGE_KEYS:
                 if lo_k in b and hi_k in b:
-                    label = f"{b[lo_k]}-{b[hi_k]}"
+                    # [lo, hi) in tokens; an open last bucket has hi = null
+                    label = f"{b[lo_k]}-{b[hi_k]}" if b[hi_k] is not None else f">={b[lo_k]}"
                     break
         if label is None and "distance" in b:
             label = str(b["distance"])
-        bits = _first(b, _BITS_KEYS)
-        if label is None or bits is None:
+        if label is None or not any(k in b for k in _BITS_KEYS):
             raise RunFormatError(f"{path}: a bucket lacks a distance range or bits (keys {sorted(b)})")
-        rows.append({"bucket": str(label), "n": _first(b, _COUNT_KEYS), "bits": float(bits),
-                     "floor_bits": _first(b, _FLOOR_KEYS)})
+        rows.append({"bucket": str(label), "n": _first(b, _COUNT_KEYS), "bits": _num(_first(b, _BITS_KEYS)),
+                     "floor_bits": _num(_first(b, _FLOOR_KEYS))})
+    if isinstance(data.get("remention"), dict):   # all re-mentions together, whatever their distance
+        rem = data["remention"]
+        rows.append({"bucket": "all re-mentions", "n": _first(rem, _COUNT_KEYS), "bits": _num(_first(rem, _BITS_KEYS)),
+                     "floor_bits": _num(_first(rem, _FLOOR_KEYS))})
     overall_src = data.get("overall") if isinstance(data.get("overall"), dict) else data
-    overall = {"bits": _first(overall_src, ("overall_bits",) + _BITS_KEYS),
-               "floor_bits": _first(overall_src, ("overall_floor_bits",) + _FLOOR_KEYS)}
+    overall = {"bits": _num(_first(overall_src, ("overall_bits",) + _BITS_KEYS)),
+               "floor_bits": _num(_first(overall_src, ("overall_floor_bits",) + _FLOOR_KEYS)),
+               "n": _first(overall_src, _COUNT_KEYS) if overall_src is not data else None}
     return pd.DataFrame(rows), overall
 
 
@@ -371,8 +396,8 @@ def longrange(runs: list[Run]) -> Table:
         raise MissingInput("the longrange table needs analysis/longrange.json (ctbench text eval on the "
                            "longrange corpus with --save-analysis)")
     merged: pd.DataFrame | None = None
-    overall_rows = {"bucket": "all tokens"}
-    floor_overall = None
+    overall_rows: dict = {"bucket": "all tokens"}
+    floor_overall = n_overall = None
     labels = []
     for r, data in found:
         df, overall = parse_longrange(data, r.analysis_file("longrange.json"))
@@ -385,17 +410,24 @@ def longrange(runs: list[Run]) -> Table:
             merged = merged.merge(part[["bucket", label]], on="bucket", how="outer", sort=False)
         overall_rows[label] = overall["bits"]
         floor_overall = floor_overall if floor_overall is not None else overall["floor_bits"]
+        n_overall = n_overall if n_overall is not None else overall["n"]
     overall_rows["floor_bits"] = floor_overall
+    overall_rows["n"] = n_overall
     merged = pd.concat([merged, pd.DataFrame([overall_rows])], ignore_index=True)
     merged = merged[["bucket", "n"] + labels + ["floor_bits"]].rename(columns={"floor_bits": "entropy floor"})
     notes = ["bits per token on re-mentions of rare entities, bucketed by distance (tokens) to the previous mention; "
              "the entropy floor is the generator's own entropy, the best any model can reach",
              "the paper has no such table: this is the embedded corpus's direct test of its central claim "
              "(compressed memory helps beyond the TransformerXL's range)"]
+    forgot = next((d.get("forgotten_name_bits") for _, d in found if is_number(d.get("forgotten_name_bits"))), None)
+    if forgot is not None:
+        notes.append(f"a model that has forgotten the entity pays about {forgot:.3g} bits per name token "
+                     "(log2 of the number of possible names); the floor on re-mentions is 0")
     ct = [l for l in labels if l.startswith("compressive")]
     txl = [l for l in labels if l.startswith("transformerxl")]
     if ct and txl:
-        body = merged.iloc[:-1]
+        body = merged[~merged["bucket"].isin(["all tokens", "all re-mentions"])]
+        body = body[body[ct[0]].notna() & body[txl[0]].notna()]
         wins = int((body[ct[0]] < body[txl[0]]).sum())
         notes.append(f"{ct[0]} beats {txl[0]} in {wins} of {len(body)} distance buckets")
     return Table("longrange", "Long-range corpus: bits per token by re-mention distance", merged, notes,

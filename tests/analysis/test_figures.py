@@ -117,3 +117,14 @@ def test_figures_without_inputs_raise_missing_input(tmp_path):
     for build in (figures.figure2, figures.layer_compressibility, figures.figure3, figures.figure4, figures.figure5):
         with pytest.raises(MissingInput):
             build(runs)
+
+
+def test_figure3_measures_update_frequency_from_windows(tmp_path):
+    rows = [{"split": "train", "step": s, "loss": 1.0, "bits": 1.4, "lr": 1e-4, "windows": s if s <= 20 else 20 + 2 * (s - 20)}
+            for s in range(0, 50, 10)]
+    make_run(tmp_path, "ct", metrics=rows, config="[train]\nsteps = 40\n")
+    run = load_runs([tmp_path])[0]
+    df, source = figures.schedule_frame(run)
+    assert list(df.update_every) == [1, 1, 1, 2, 2] and "windows" in source
+    plot = figures.figure3([run])
+    assert [a.get_ylabel() for a in plot.figure.axes][-1] == "training bits per token"

@@ -140,3 +140,39 @@ def test_missing_inputs_raise_one_line_reasons(tmp_path):
         with pytest.raises(MissingInput) as err:
             builder(runs)
         assert "\n" not in str(err.value) and len(str(err.value)) > 20
+
+
+def _text_longrange(bits):
+    """The shape text/data/longrange.py's bucket_report writes (open last bucket, floors, re-mentions)."""
+    edges = [(0, 64), (64, 512), (512, None)]
+    return {"overall": {"tokens": 1000, "bits": 2.0 + bits[0] / 10, "floor_entropy_bits": 1.5,
+                        "floor_surprisal_bits": 1.49},
+            "remention": {"tokens": 90, "bits": sum(bits) / 3, "floor_entropy_bits": 0.1, "floor_surprisal_bits": 0.1},
+            "other": {"tokens": 910, "bits": 2.0, "floor_entropy_bits": 1.6, "floor_surprisal_bits": 1.6},
+            "buckets": [{"lo": lo, "hi": hi, "tokens": 30, "bits": b, "floor_entropy_bits": 0.1,
+                         "floor_surprisal_bits": 0.1} for (lo, hi), b in zip(edges, bits)],
+            "forgotten_name_bits": 6.0, "note": "..."}
+
+
+def test_longrange_reads_the_text_domain_format(tmp_path):
+    make_run(tmp_path, "ct", analysis={"longrange.json": _text_longrange([0.5, 1.0, 2.0])})
+    make_run(tmp_path, "txl", model="transformerxl", analysis={"longrange.json": _text_longrange([0.5, 1.2, 6.0])})
+    t = tables.longrange(load_runs([tmp_path]))
+    f = t.frame.set_index("bucket")
+    assert list(f.index) == ["0-64", "64-512", ">=512", "all re-mentions", "all tokens"]
+    assert f.loc[">=512", "compressive c=3"] == 2.0 and f.loc[">=512", "transformerxl"] == 6.0
+    assert f.loc["all tokens", "entropy floor"] == 1.5 and f.loc["all tokens", "n"] == 1000
+    assert f.loc["all re-mentions", "transformerxl"] == pytest.approx(7.7 / 3)
+    assert any("beats transformerxl in 2 of 3 distance buckets" in n for n in t.notes)
+    assert any("about 6 bits per name token" in n for n in t.notes)
+
+
+def test_table5_leaves_out_evaluations_at_other_memory_sizes(tmp_path):
+    make_run(tmp_path, "ct", value=1.1, train_mem_len=16, train_cmem_len=8)
+    make_run(tmp_path, "ct_cmem32", value=1.0, cmem_len=32, train_mem_len=16, train_cmem_len=8)
+    make_run(tmp_path, "bptt", value=1.3, compression_loss="bptt", split="valid")
+    t = tables.table5(load_runs([tmp_path]))
+    assert sorted(t.frame.run) == ["bptt", "ct"]
+    assert any("different splits" in n for n in t.notes)
+    [sweep] = tables.sweeps(load_runs([tmp_path]))        # the bptt model is another model: not in the sweep
+    assert sorted(sweep.frame.run) == ["ct", "ct_cmem32"]
