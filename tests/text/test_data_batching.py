@@ -20,6 +20,7 @@ def test_shapes_targets_and_contiguity():
         assert x.dtype == torch.int64 and y.dtype == torch.int64 and r.dtype == torch.bool
         assert torch.equal(y, x + 1)  # targets are the next tokens
         assert torch.equal(x[:, 0], torch.arange(4) * 250 + i * 10)
+        assert torch.equal(b.target_positions(i), y)  # tokens == positions here
     # each row continues its own contiguous part window after window (memory flows along it)
     rows = torch.cat([x for x, _, _ in ws], dim=1)
     for row in range(4):
@@ -76,6 +77,7 @@ def test_partial_last_window_covers_every_target():
     b = StreamBatcher(tokens, 2, 64, drop_last=False)
     targets = torch.cat([y for _, y, _ in b], dim=1)
     assert targets.shape == (2, 500)  # each part of 501 tokens predicts its last 500
+    assert torch.equal(torch.cat([b.target_positions(i) for i in range(len(b))], dim=1), targets)
     assert torch.equal(targets[1], torch.arange(502, 1002))
 
 

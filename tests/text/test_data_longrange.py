@@ -107,7 +107,7 @@ def test_deterministic_by_seed_and_multi_document_annotation():
     whole = lr.annotate_tokens(a, cfg)
     for d in range(4):
         part = lr.annotate_tokens(a[d * 1024:(d + 1) * 1024], cfg)
-        for k in whole:
+        for k in lr.ANNOTATIONS:
             assert np.array_equal(whole[k][d * 1024:(d + 1) * 1024], part[k])
     with pytest.raises(ValueError, match="<doc>"):
         lr.annotate_tokens(a[1:], cfg)
@@ -149,14 +149,15 @@ def test_prepared_dataset_and_bucket_report(tmp_path):
 
     positions = np.arange(1, len(ds.split("test")))
     perfect = ann["surprisal"][positions].astype(np.float64) * math.log(2)
-    rep = lr.bucket_report(perfect, positions, ann, n_name=cfg.n_name)
+    rep = lr.bucket_report(perfect, positions, ann)
     json.dumps(rep)
     assert rep["overall"]["bits"] == pytest.approx(rep["overall"]["floor_surprisal_bits"], rel=1e-6)
     assert sum(b["tokens"] for b in rep["buckets"]) == rep["remention"]["tokens"] > 0
     # a model that forgets names beyond 256 tokens pays log2(n_name) bits there and nothing below
     dist = ann["distance"][positions]
     forgetful = np.where(dist >= 256, math.log(cfg.n_name), perfect)
-    rep = lr.bucket_report(forgetful, positions, ann, n_name=cfg.n_name)
+    rep = lr.bucket_report(forgetful, positions, ann)
+    assert rep["forgotten_name_bits"] == pytest.approx(math.log2(cfg.n_name))
     by = {b["lo"]: b for b in rep["buckets"]}
     assert by[64]["bits"] == pytest.approx(0.0, abs=1e-6)
     assert by[512]["bits"] == pytest.approx(math.log2(cfg.n_name))

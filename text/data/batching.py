@@ -71,6 +71,12 @@ class StreamBatcher:
             reset = (k < len(self.doc_starts)) & (self.doc_starts[np.minimum(k, len(self.doc_starts) - 1)] == starts)
         return block[:, :-1], block[:, 1:], torch.from_numpy(reset)
 
+    def target_positions(self, i: int) -> torch.Tensor:
+        """[B, T] int64 index in the split of each target y of window i (for per-token analysis files)."""
+        lo = i * self.window
+        t = min(self.window, self.part_len - 1 - lo)
+        return torch.from_numpy(self.row_start[:, None] + lo + 1 + np.arange(t)[None, :])
+
     def __iter__(self):
         while self.step < self.n_windows:
             i = self.step

@@ -144,24 +144,19 @@ class Builder:
         prev = self.manifest["partial_reason"]
         self.manifest["partial_reason"] = reason if not prev else f"{prev}; {reason}"
 
+    def split_writer(self, split: str, source: str) -> "SplitWriter":
+        """Stream a split to disk piece by piece (PG-19's billions of tokens never sit in memory)."""
+        if self.vocab is None:
+            raise RuntimeError("set_vocab before writing splits")
+        return SplitWriter(self, split, source)
+
     def add_split(self, split: str, tokens: np.ndarray, doc_starts, source: str,
                   word_count: int | None = None, **info) -> None:
-        """tokens: [N] ids; doc_starts: offsets of document starts (0 is added if missing)."""
-        if self.vocab is None:
-            raise RuntimeError("set_vocab before add_split")
-        if len(tokens) < 2:
-            raise DataError(f"{source}: split {split!r} is empty (needs at least 2 tokens); check the file")
-        tokens = np.asarray(tokens)
-        if tokens.min() < 0 or tokens.max() >= self.vocab.size:
-            raise RuntimeError(f"split {split}: ids outside the vocabulary")
-        docs = np.unique(np.concatenate([[0], np.asarray(doc_starts, dtype=np.int64)]))
-        self._save(f"{split}.npy", tokens.astype(token_dtype(self.vocab.size), copy=False))
-        self._save(f"{split}.docs.npy", docs.astype(np.int64))
-        if split == "train":
-            self._save("train_counts.npy", np.bincount(tokens, minlength=self.vocab.size).astype(np.int64))
-        self.manifest["splits"][split] = {
-            "tokens": int(len(tokens)), "docs": int(len(docs)), "word_count": word_count, "source": source, **info
-        }
+        """A whole split at once. tokens: [N] ids; doc_starts: offsets of document starts (0 is implied)."""
+        w = self.split_writer(split, source)
+        w.append(tokens)
+        w.doc_starts.extend(int(d) for d in doc_starts)
+        w.close(word_count=word_count, **info)
 
     def add_array(self, name: str, arr: np.ndarray) -> None:
         self._save(f"{name}.npy", np.asarray(arr))
@@ -173,6 +168,50 @@ class Builder:
         self.manifest["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         atomic_write_json(self.dir / "manifest.json", self.manifest)
         return self.manifest
+
+
+class SplitWriter:
+    """Appends token ids to a raw file, then turns it into `<split>.npy` (+ documents, + train counts)."""
+
+    def __init__(self, builder: Builder, split: str, source: str):
+        self.b, self.split, self.source = builder, split, source
+        self.dtype = token_dtype(builder.vocab.size)
+        self.raw_path = builder.dir / f"{split}.raw"
+        self.raw = open(self.raw_path, "wb")
+        self.n = 0
+        self.doc_starts: list[int] = [0]
+        self.counts = np.zeros(builder.vocab.size, dtype=np.int64)
+
+    def start_document(self) -> None:
+        self.doc_starts.append(self.n)
+
+    def append(self, ids) -> None:
+        ids = np.asarray(ids)
+        if len(ids) == 0:
+            return
+        if ids.min() < 0 or ids.max() >= len(self.counts):
+            raise RuntimeError(f"split {self.split}: ids outside the vocabulary")
+        self.raw.write(ids.astype(self.dtype, copy=False).tobytes())
+        self.counts += np.bincount(ids, minlength=len(self.counts))
+        self.n += len(ids)
+
+    def close(self, word_count: int | None = None, **info) -> None:
+        self.raw.close()
+        if self.n < 2:
+            raise DataError(f"{self.source}: split {self.split!r} is empty (needs at least 2 tokens); check the file")
+        fname = f"{self.split}.npy"
+        with open(self.b.dir / fname, "wb") as out, open(self.raw_path, "rb") as raw:
+            np.lib.format.write_array_header_1_0(
+                out, {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": (self.n,)})
+            shutil.copyfileobj(raw, out, 1 << 24)
+        self.raw_path.unlink()
+        self.b._record(fname)
+        docs = np.unique(np.asarray(self.doc_starts, dtype=np.int64))
+        self.b._save(f"{self.split}.docs.npy", docs[docs < self.n])
+        if self.split == "train":
+            self.b._save("train_counts.npy", self.counts)
+        self.b.manifest["splits"][self.split] = {
+            "tokens": self.n, "docs": int((docs < self.n).sum()), "word_count": word_count, "source": self.source, **info}
 
 
 def cache_key(params: dict) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import Builder
+from .cache import Builder, load_or_build
 from .errors import DataError
 from .files import download, source_stamp
 from .vocab import ByteVocab
@@ -76,8 +76,6 @@ def build(b: Builder, source: Path, allow_partial: bool) -> None:
 
 
 def prepare(data_dir: Path, source, allow_partial: bool):
-    from .cache import load_or_build
-
     src = Path(source).expanduser() if source else default_source(data_dir)
     if source is None and not src.exists():
         download(URL, src)

@@ -38,6 +38,7 @@ DOC, INTRO, REF = 0, 1, 2
 N_SPECIAL = 3
 DEFAULT_BUCKETS = (0, 64, 256, 512, 1024, 4096)
 LN2 = math.log(2.0)
+ANNOTATIONS = ("distance", "entropy", "surprisal")  # the per-position arrays saved with a prepared split
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,8 @@ def annotate_tokens(tokens: np.ndarray, cfg: LongRangeConfig) -> dict[str, np.nd
 
     Returns {"distance": [N] int64, tokens back to the same name token in the entity's previous mention
     (name tokens 2..name_len of a re-mention; -1 elsewhere), "entropy": [N] float32 bits, the true
-    conditional entropy of token t given tokens < t, "surprisal": [N] float32 bits, -log2 p(token t | past)}.
+    conditional entropy of token t given tokens < t, "surprisal": [N] float32 bits, -log2 p(token t | past),
+    "config": the generator configuration as a dict}.
     Token classes (special / filler / name) are disjoint, so the story's state is recovered exactly.
     """
     tok = np.asarray(tokens).astype(np.int64)
@@ -234,22 +236,26 @@ def annotate_tokens(tokens: np.ndarray, cfg: LongRangeConfig) -> dict[str, np.nd
             recency.insert(0, recency.pop(r))
             distance[names] = start - last_start[first]
         last_start[first] = start
-    return {"distance": distance, "entropy": entropy.astype(np.float32), "surprisal": surprisal.astype(np.float32)}
+    return {"distance": distance, "entropy": entropy.astype(np.float32), "surprisal": surprisal.astype(np.float32),
+            "config": dataclasses.asdict(cfg)}
 
 
 def annotate(ds_or_tokens, split: str = "test", cfg: LongRangeConfig | None = None) -> dict[str, np.ndarray]:
     """Annotations of a longrange split (a prepared Dataset, read from its cache) or of a token array."""
     if isinstance(ds_or_tokens, Dataset):
         ds = ds_or_tokens
-        return {k: np.asarray(ds.array(f"{split}.{k}")) for k in ("distance", "entropy", "surprisal")}
+        out = {k: np.asarray(ds.array(f"{split}.{k}")) for k in ANNOTATIONS}
+        return {**out, "config": ds.manifest["longrange_config"]}
     return annotate_tokens(np.asarray(ds_or_tokens), cfg or LongRangeConfig())
 
 
-def bucket_report(loss_nats, positions, annotations: dict, buckets=None, n_name: int | None = None) -> dict:
+def bucket_report(loss_nats, positions, annotations: dict, buckets=None) -> dict:
     """Bits per token overall and on re-mentions by distance, beside the generator's floor.
 
-    loss_nats: [N] a model's loss on the target token at each of `positions` ([N] indices into the
-    annotated split). Buckets are [lo, hi) edges; the last bucket is open-ended. JSON-serialisable.
+    loss_nats: [N] a model's loss (nats) on the target token at each of `positions`, [N] indices of the
+    targets in the annotated split (StreamBatcher.target_positions gives them). annotations: from
+    `annotate`. buckets: [lo, hi) distance edges, the last bucket open-ended (default 0, 64, 256, 512,
+    1024, 4096). Returns a JSON-serialisable dict (RUN_DIR/analysis/longrange.json).
     """
     loss_bits = np.asarray(loss_nats, dtype=np.float64) / LN2
     pos = np.asarray(positions, dtype=np.int64)
@@ -273,7 +279,8 @@ def bucket_report(loss_nats, positions, annotations: dict, buckets=None, n_name:
         "remention": summary(dist >= 0),
         "other": summary(dist < 0),
         "buckets": rows,
-        "forgotten_name_bits": math.log2(n_name) if n_name else None,
+        "forgotten_name_bits": math.log2(annotations["config"]["n_name"]) if "config" in annotations else None,
+        "config": annotations.get("config"),
         "note": "bits = model loss / ln 2 on the target token; floor_* = the generator's true conditional "
                 "entropy / surprisal (no model can do better on average); remention = name tokens 2.. of a "
                 "re-mention, bucketed by distance to the entity's previous mention",
@@ -288,8 +295,8 @@ def build(b: Builder, cfg: LongRangeConfig, seed: int) -> None:
         split_seed = int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
         tokens = generate(cfg, n_docs, split_seed)
         ann = annotate_tokens(tokens, cfg)
-        for name, arr in ann.items():
-            b.add_array(f"{split}.{name}", arr)
+        for name in ANNOTATIONS:
+            b.add_array(f"{split}.{name}", ann[name])
         b.add_split(split, tokens, np.arange(n_docs) * cfg.doc_len, source=f"generated seed={seed}",
                     word_count=None, floor_entropy_bits=float(ann["entropy"].mean()),
                     remention_tokens=int((ann["distance"] >= 0).sum()))

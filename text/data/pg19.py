@@ -17,8 +17,6 @@ import hashlib
 import re
 from pathlib import Path
 
-import numpy as np
-
 from .cache import Builder, load_or_build
 from .errors import DataError
 from .files import read_utf8, source_stamp
@@ -85,47 +83,46 @@ def train_sentencepiece(paras, vocab_size: int, seed: int, where: str = "the tra
     return SentencePieceVocab(model.getvalue())
 
 
-class _Book:
-    def __init__(self, path: Path, strip: bool):
-        text = read_utf8(path)
-        if strip:
-            text, self.markers = strip_gutenberg(text)
-        else:
-            self.markers = None
-        self.path = path
-        self.words = len(text.split())
-        self.paragraphs = paragraphs(text)
-        if not self.paragraphs:
-            raise DataError(f"{path}: no text left{' after stripping the Gutenberg header' if strip else ''}")
+def read_book(path: Path, strip: bool) -> tuple[str, bool | None]:
+    """(text, whether the Gutenberg markers were found; None when not stripping)."""
+    text = read_utf8(path)
+    if not strip:
+        return text, None
+    body, found = strip_gutenberg(text)
+    if not body.split():
+        raise DataError(f"{path}: no text left after stripping the Project Gutenberg header and footer")
+    return body, found
 
 
 def build(b: Builder, name: str, books: dict[str, list[Path]], strip: bool, vocab_size: int, seed: int) -> None:
-    loaded = {}
+    """Books are read one at a time (twice for train: vocabulary, then encoding), so PG-19's 11 GB of
+    text never sits in memory."""
     for split, paths in books.items():
         if not paths:
             raise DataError(f"split {split!r} has no books; add .txt files")
         for p in paths:
-            b.add_source(source_stamp(p, with_hash=False))
-        loaded[split] = [_Book(p, strip) for p in paths]
-    vocab = train_sentencepiece((q for bk in loaded["train"] for q in bk.paragraphs), vocab_size, seed,
-                                where=f"the training books in {loaded['train'][0].path.parent}")
+            b.add_source(source_stamp(p))
+    train_paras = (q for p in books["train"] for q in paragraphs(read_book(p, strip)[0]))
+    vocab = train_sentencepiece(train_paras, vocab_size, seed, where=f"the training books in {books['train'][0].parent}")
     b.set_vocab(vocab)
-    if strip:
-        b.manifest["gutenberg_markers_missing"] = sorted(
-            bk.path.name for bks in loaded.values() for bk in bks if not bk.markers)
+    missing = []
     for split in ("train", "valid", "test"):
-        pieces, starts, pos = [], [], 0
-        for bk in loaded[split]:
-            starts.append(pos)
-            for ids in vocab.encode_paragraphs(bk.paragraphs):
-                pieces.append(np.asarray(ids + [vocab.newline_id], dtype=np.int64))
-                pos += len(ids) + 1
-        words = sum(bk.words for bk in loaded[split])
-        info = {"books": [bk.path.name for bk in loaded[split]], "word_count_computed": words}
-        if name == "pg19" and len(loaded[split]) == OFFICIAL_BOOKS.get(split):
+        w = b.split_writer(split, source=str(books[split][0].parent))
+        words = 0
+        for p in books[split]:
+            text, found = read_book(p, strip)
+            if found is False:
+                missing.append(p.name)
+            words += len(text.split())
+            w.start_document()
+            for ids in vocab.encode_paragraphs(paragraphs(text)):
+                w.append(ids + [vocab.newline_id])
+        info = {"books": [p.name for p in books[split]], "word_count_computed": words}
+        if name == "pg19" and len(books[split]) == OFFICIAL_BOOKS.get(split):
             words, info["word_count_source"] = OFFICIAL_WORDS[split], "official"
-        where = str(loaded[split][0].path.parent)
-        b.add_split(split, np.concatenate(pieces), starts, source=where, word_count=words, **info)
+        w.close(word_count=words, **info)
+    if strip:
+        b.manifest["gutenberg_markers_missing"] = sorted(missing)
 
 
 def prepare_pg19(data_dir: Path, source, vocab_size: int, seed: int, max_books: int | None, allow_partial: bool):

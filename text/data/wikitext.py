@@ -8,6 +8,7 @@ bands; per-word training counts are kept (`ds.train_counts`) for frequency-strat
 from __future__ import annotations
 
 import zipfile
+from array import array
 from collections import Counter
 from pathlib import Path
 
@@ -57,16 +58,20 @@ def _read_sources(source: Path) -> dict[str, tuple[str, str]]:
     return out
 
 
-def _lines(text: str) -> list[list[str]]:
-    """Each line's words plus `<eos>`; the file's final newline does not open an extra line."""
+def _lines(text: str):
+    """Yield each line's words plus `<eos>`; the file's final newline does not open an extra line.
+    A generator: WikiText-103's 103M words as Python lists would need several GB."""
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    return [line.split() + [EOS] for line in lines]
+    for line in lines:
+        yield line.split() + [EOS]
 
 
-def build_vocab(lines: list[list[str]]) -> SymbolVocab:
-    counts = Counter(w for line in lines for w in line)
+def build_vocab(text: str) -> SymbolVocab:
+    counts: Counter = Counter()
+    for words in _lines(text):
+        counts.update(words)
     return SymbolVocab(sorted(counts, key=lambda w: -counts[w]))  # stable sort: ties keep first appearance
 
 
@@ -75,20 +80,22 @@ def _is_heading(words: list[str]) -> bool:
     return len(words) >= 4 and words[0] == "=" and words[-2] == "=" and words[1] != "="
 
 
-def encode_lines(vocab: SymbolVocab, lines: list[list[str]], where: str) -> tuple[np.ndarray, np.ndarray, int]:
+def encode_text(vocab: SymbolVocab, text: str, where: str) -> tuple[np.ndarray, np.ndarray, int]:
     """(ids [N], document starts, number of out-of-vocabulary words mapped to <unk>)."""
     unk = vocab.index.get(UNK, -1)
-    n = sum(len(line) for line in lines)
-    ids = np.fromiter((vocab.index.get(w, unk) for line in lines for w in line), dtype=np.int64, count=n)
-    oov = sum(1 for line in lines for w in line if w not in vocab.index)
-    if oov and unk == -1:
-        raise DataError(f"{where}: {oov} words are not in the vocabulary and it has no {UNK}")
-    starts, pos = [], 0
-    for line in lines:
-        if _is_heading(line):
-            starts.append(pos)
-        pos += len(line)
-    return ids, np.array(starts, dtype=np.int64), oov
+    buf = array("i")  # compact int32 accumulator: no per-word Python objects kept
+    starts, oov = [], 0
+    for words in _lines(text):
+        if _is_heading(words):
+            starts.append(len(buf))
+        ids = [vocab.index.get(w, -1) for w in words]
+        if -1 in ids:
+            if unk < 0:
+                raise DataError(f"{where}: {words[ids.index(-1)]!r} is not in the vocabulary and it has no {UNK}")
+            oov += ids.count(-1)
+            ids = [unk if i < 0 else i for i in ids]
+        buf.extend(ids)
+    return np.frombuffer(buf, dtype=np.int32).copy(), np.array(starts, dtype=np.int64), oov
 
 
 def build(b: Builder, name: str, source: Path, allow_partial: bool) -> None:
@@ -106,18 +113,16 @@ def build(b: Builder, name: str, source: Path, allow_partial: bool) -> None:
             b.add_source(source_stamp(source / FILES[split]))
     else:
         b.add_source(source_stamp(source))
-    lines = {split: _lines(text) for split, (_, text) in texts.items()}
-    vocab_from = "train" if "train" in lines else "valid"
+    vocab_from = "train" if "train" in texts else "valid"
     if vocab_from == "valid":
-        lines["train"] = lines["valid"]
         texts["train"] = texts["valid"]
         b.mark_partial(f"{FILES['train']} absent: vocabulary built from {FILES['valid']}, "
                        "which also serves as the train split")
-    vocab = build_vocab(lines[vocab_from])
+    vocab = build_vocab(texts[vocab_from][1])
     b.set_vocab(vocab)
     b.manifest["vocab_from"] = FILES[vocab_from]
     for split in ("train", "valid", "test"):
-        ids, starts, oov = encode_lines(vocab, lines[split], texts[split][0])
+        ids, starts, oov = encode_text(vocab, texts[split][1], texts[split][0])
         expected = TOKENS[name][split]
         if len(ids) != expected and not (split == "train" and vocab_from == "valid"):
             msg = f"{texts[split][0]}: {len(ids):,} tokens (with <eos>), the published {name} {split} has {expected:,}"
