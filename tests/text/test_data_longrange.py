@@ -162,3 +162,4 @@ def test_prepared_dataset_and_bucket_report(tmp_path):
     assert by[64]["bits"] == pytest.approx(0.0, abs=1e-6)
     assert by[512]["bits"] == pytest.approx(math.log2(cfg.n_name))
     assert by[4096]["tokens"] == 0 and by[4096]["bits"] is None
+    assert lr.bucket_report(perfect, positions, {**ann, "config": None}, n_name=64)["forgotten_name_bits"] == 6.0

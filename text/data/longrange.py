@@ -249,14 +249,16 @@ def annotate(ds_or_tokens, split: str = "test", cfg: LongRangeConfig | None = No
     return annotate_tokens(np.asarray(ds_or_tokens), cfg or LongRangeConfig())
 
 
-def bucket_report(loss_nats, positions, annotations: dict, buckets=None) -> dict:
+def bucket_report(loss_nats, positions, annotations: dict, buckets=None, n_name: int | None = None) -> dict:
     """Bits per token overall and on re-mentions by distance, beside the generator's floor.
 
     loss_nats: [N] a model's loss (nats) on the target token at each of `positions`, [N] indices of the
     targets in the annotated split (StreamBatcher.target_positions gives them). annotations: from
     `annotate`. buckets: [lo, hi) distance edges, the last bucket open-ended (default 0, 64, 256, 512,
-    1024, 4096). Returns a JSON-serialisable dict (RUN_DIR/analysis/longrange.json).
+    1024, 4096). n_name: name token types, for `forgotten_name_bits` (default: from the annotations'
+    config). Returns a JSON-serialisable dict (RUN_DIR/analysis/longrange.json).
     """
+    n_name = n_name or (annotations.get("config") or {}).get("n_name")
     loss_bits = np.asarray(loss_nats, dtype=np.float64) / LN2
     pos = np.asarray(positions, dtype=np.int64)
     dist = np.asarray(annotations["distance"])[pos]
@@ -279,7 +281,7 @@ def bucket_report(loss_nats, positions, annotations: dict, buckets=None) -> dict
         "remention": summary(dist >= 0),
         "other": summary(dist < 0),
         "buckets": rows,
-        "forgotten_name_bits": math.log2(annotations["config"]["n_name"]) if "config" in annotations else None,
+        "forgotten_name_bits": math.log2(n_name) if n_name else None,
         "config": annotations.get("config"),
         "note": "bits = model loss / ln 2 on the target token; floor_* = the generator's true conditional "
                 "entropy / surprisal (no model can do better on average); remention = name tokens 2.. of a "
