@@ -163,3 +163,19 @@ def test_prepared_dataset_and_bucket_report(tmp_path):
     assert by[512]["bits"] == pytest.approx(math.log2(cfg.n_name))
     assert by[4096]["tokens"] == 0 and by[4096]["bits"] is None
     assert lr.bucket_report(perfect, positions, {**ann, "config": None}, n_name=64)["forgotten_name_bits"] == 6.0
+
+
+def test_concurrent_preparations_build_once(tmp_path, monkeypatch):
+    import threading
+
+    cfg = LongRangeConfig(doc_len=512, train_docs=2, valid_docs=1, test_docs=1)
+    builds, real = [], lr.build
+    monkeypatch.setattr(lr, "build", lambda b, c, s: (builds.append(1), real(b, c, s)))
+    out = []
+    threads = [threading.Thread(target=lambda: out.append(prepare_dataset("longrange", tmp_path, longrange=cfg)))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(out) == 3 and len({d.path for d in out}) == 1 and len(builds) == 1

@@ -161,7 +161,7 @@ def test_wikitext_truncated_and_bad_utf8(tmp_path):
     shutil.copy(src / "wiki.test.tokens", d / "wiki.test.tokens")
     with pytest.raises(DataError, match="truncated") as e:
         prepare_dataset("wikitext2", tmp_path / "c", source=d)
-    assert "wiki.train.tokens" in str(e.value) or "wiki.valid.tokens" in str(e.value)
+    assert "wiki.valid.tokens" in str(e.value) and "217,646" in str(e.value)
     (d / "wiki.valid.tokens").write_bytes(b"good \xff bad\n")
     with pytest.raises(DataError, match="UTF-8") as e:
         prepare_dataset("wikitext2", tmp_path / "c", source=d)
@@ -272,3 +272,18 @@ def test_unknown_spec(tmp_path):
     with pytest.raises(ValueError, match="unknown split"):
         prepare_dataset("longrange", tmp_path, longrange=__import__("text.data").data.LongRangeConfig(
             doc_len=64, train_docs=1, valid_docs=1, test_docs=1)).split("dev2")
+
+
+def test_download_is_atomic_and_refused_in_tests(tmp_path, monkeypatch):
+    from text.data.files import download
+
+    with pytest.raises(DataError, match="wikitext"):
+        prepare_dataset("wikitext103", tmp_path / "c")       # would download: refused, naming the URL
+    src = tmp_path / "remote.bin"
+    src.write_bytes(b"z" * 3000)
+    monkeypatch.delenv("CTBENCH_NO_DOWNLOAD")
+    dest = download(src.as_uri(), tmp_path / "dl" / "file.bin")   # the real code path, on a file:// URL
+    assert dest.read_bytes() == src.read_bytes() and not (tmp_path / "dl" / "file.bin.part").exists()
+    with pytest.raises(DataError, match="download"):
+        download((tmp_path / "missing.bin").as_uri(), tmp_path / "dl" / "x.bin")
+    assert not (tmp_path / "dl" / "x.bin").exists() and not (tmp_path / "dl" / "x.bin.part").exists()

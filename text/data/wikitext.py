@@ -121,7 +121,7 @@ def build(b: Builder, name: str, source: Path, allow_partial: bool) -> None:
     vocab = build_vocab(texts[vocab_from][1])
     b.set_vocab(vocab)
     b.manifest["vocab_from"] = FILES[vocab_from]
-    for split in ("train", "valid", "test"):
+    for split in ("valid", "test", "train"):  # the small files first: a truncated one fails fast
         ids, starts, oov = encode_text(vocab, texts[split][1], texts[split][0])
         expected = TOKENS[name][split]
         if len(ids) != expected and not (split == "train" and vocab_from == "valid"):
