@@ -156,9 +156,14 @@ def test_wikitext_truncated_and_bad_utf8(tmp_path):
     d = tmp_path / "wt"
     d.mkdir()
     (d / "wiki.train.tokens").write_text(" = A = \n the cat sat \n")
+    (d / "wiki.valid.tokens").write_text(" the dog \n")
+    shutil.copy(src / "wiki.test.tokens", d / "wiki.test.tokens")
+    with pytest.raises(DataError, match="same WikiText release") as e:   # words outside a train vocabulary
+        prepare_dataset("wikitext2", tmp_path / "c", source=d)
+    assert "wiki.valid.tokens" in str(e.value)
+    (d / "wiki.train.tokens").write_text(" = A = \n the cat sat <unk> \n")
     valid = (src / "wiki.valid.tokens").read_bytes()
     (d / "wiki.valid.tokens").write_bytes(valid[: len(valid) // 2])
-    shutil.copy(src / "wiki.test.tokens", d / "wiki.test.tokens")
     with pytest.raises(DataError, match="truncated") as e:
         prepare_dataset("wikitext2", tmp_path / "c", source=d)
     assert "wiki.valid.tokens" in str(e.value) and "217,646" in str(e.value)

@@ -91,7 +91,8 @@ def encode_text(vocab: SymbolVocab, text: str, where: str) -> tuple[np.ndarray, 
         ids = [vocab.index.get(w, -1) for w in words]
         if -1 in ids:
             if unk < 0:
-                raise DataError(f"{where}: {words[ids.index(-1)]!r} is not in the vocabulary and it has no {UNK}")
+                raise DataError(f"{where}: {words[ids.index(-1)]!r} is not in the vocabulary and it has no {UNK}; "
+                                "are the .tokens files all from the same WikiText release?")
             oov += ids.count(-1)
             ids = [unk if i < 0 else i for i in ids]
         buf.extend(ids)
