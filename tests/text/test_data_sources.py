@@ -252,6 +252,10 @@ def test_pg19_official_layout(tmp_path):
         prepare_dataset("pg19", tmp_path / "c", source=root, vocab_size=400, max_books=1)
     part = prepare_dataset("pg19", tmp_path / "c", source=root, vocab_size=400, max_books=1, allow_partial=True)
     assert part.partial and len(part.doc_starts("train")) == 1
+    _write_books(root / "extra", 1)
+    (root / "extra" / "0.txt").rename(root / "test" / "7.txt")   # a book added: a new cache variant
+    grown = prepare_dataset("pg19", tmp_path / "c", source=root, vocab_size=400)
+    assert grown.path != ds.path and grown.manifest["splits"]["test"]["books"] == ["0.txt", "7.txt"]
 
 
 def test_vocabulary_from_another_dataset(tmp_path):

@@ -125,6 +125,12 @@ def build(b: Builder, name: str, books: dict[str, list[Path]], strip: bool, voca
         b.manifest["gutenberg_markers_missing"] = sorted(missing)
 
 
+def _names_digest(books: dict[str, list[Path]]) -> str:
+    """Part of the cache key: adding or removing a book makes a new variant (edits are caught by mtimes)."""
+    names = "\n".join(f"{split}/{p.name}" for split in sorted(books) for p in books[split])
+    return hashlib.sha256(names.encode()).hexdigest()[:16]
+
+
 def prepare_pg19(data_dir: Path, source, vocab_size: int, seed: int, max_books: int | None, allow_partial: bool):
     if source is None:
         raise DataError(f"pg19: pass --source DIR holding train/ validation/ test/; {DOWNLOAD_HINT}")
@@ -138,7 +144,7 @@ def prepare_pg19(data_dir: Path, source, vocab_size: int, seed: int, max_books: 
     if max_books and not allow_partial:
         raise DataError(f"{root}: max_books={max_books} uses part of PG-19; pass --allow-partial")
     params = {"dataset": "pg19", "source": str(root.resolve()), "vocab_size": vocab_size, "seed": seed,
-              "max_books": max_books}
+              "max_books": max_books, "books": _names_digest(books)}
 
     def _build(b: Builder) -> None:
         if max_books:
@@ -154,7 +160,7 @@ def prepare_books(directory: str, data_dir: Path, vocab_size: int, seed: int, ma
         raise DataError(f"books:{directory}: {root} is not a folder of .txt books")
     books = split_books(sorted(root.glob("*.txt")), max_books)
     params = {"dataset": "books", "source": str(root.resolve()), "vocab_size": vocab_size, "seed": seed,
-              "max_books": max_books}
+              "max_books": max_books, "books": _names_digest(books)}
     name = f"books_{re.sub(r'[^A-Za-z0-9_.-]', '_', root.name)}"
     return load_or_build(data_dir, name, "subword", params,
                          lambda b: build(b, "books", books, strip=True, vocab_size=vocab_size, seed=seed))
