@@ -31,6 +31,7 @@ class ImpalaConfig:
     """IMPALA (Espeholt et al. 2018): num_actors actor processes, unrolls of unroll_length steps, learner
     batches of batch_size unrolls; V-trace with rho_bar = c_bar = 1. Losses are means over [T, B]."""
     backend: str = "local"            # "local" (torch.multiprocessing) or "ray"
+    ray_address: str = ""             # ray backend: "" starts a local Ray instance; "auto" or host:port joins one
     num_actors: int = 2
     unroll_length: int = 20
     batch_size: int = 8
@@ -69,6 +70,9 @@ class ImpalaConfig:
 @dataclass(frozen=True)
 class RunConfig:
     seed: int = 0
+    # torch intra-op threads of the learner (actors always use 1). On a shared 2-core machine, 2 threads
+    # made an update 50x slower than 1 (spinning threads contend with the actors and other jobs).
+    threads: int = 1
     log_every_s: float = 5.0
     checkpoint_every_s: float = 120.0
     max_time_s: float = 0.0           # stop (with a checkpoint) after this many seconds; 0: no limit
@@ -85,6 +89,12 @@ class RLConfig:
     agent: AgentConfig = field(default_factory=AgentConfig)
     impala: ImpalaConfig = field(default_factory=ImpalaConfig)
     run: RunConfig = field(default_factory=RunConfig)
+
+    def __post_init__(self):
+        a, T = self.agent, self.impala.unroll_length
+        if a.core == "compressive" and a.compression_rate > 1 and T % a.compression_rate:
+            raise ConfigError(f"impala.unroll_length={T} must be a multiple of agent.compression_rate="
+                              f"{a.compression_rate} (the shipped memory state then has fixed shapes; rl/ct_core.py)")
 
 
 def load(preset: str, overrides: list[str] | tuple[str, ...] = ()) -> RLConfig:

@@ -181,7 +181,8 @@ def learn_step(cfg: RLConfig, model: Agent, optimizer, batch: dict[str, torch.Te
     discounts = (~b["done"]).float() * c.gamma
     vt = vtrace.from_logits(b["policy_logits"], logits.detach(), b["action"], discounts, rewards,
                             values.detach(), bootstrap, rho_bar=c.rho_bar, c_bar=c.c_bar)
-    pg_loss = -(vtrace.action_log_probs(logits, b["action"]) * vt.pg_advantages).mean()
+    target_log_p = vtrace.action_log_probs(logits, b["action"])
+    pg_loss = -(target_log_p * vt.pg_advantages).mean()
     baseline_loss = c.baseline_cost * 0.5 * (vt.vs - values).pow(2).mean()
     log_p = F.log_softmax(logits, -1)
     entropy = -(log_p.exp() * log_p).sum(-1).mean()
@@ -191,7 +192,10 @@ def learn_step(cfg: RLConfig, model: Agent, optimizer, batch: dict[str, torch.Te
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
     optimizer.step()
     return {"loss": loss.item(), "pg_loss": pg_loss.item(), "baseline_loss": baseline_loss.item(),
-            "entropy": entropy.item(), "aux_loss": float(out["aux_loss"]), "grad_norm": float(grad_norm)}
+            "entropy": entropy.item(), "value_mean": values.mean().item(),
+            # |log pi/mu| of the taken actions: how far the actors' policy lags the learner's
+            "log_rho_abs": (target_log_p.detach() - vtrace.action_log_probs(b["policy_logits"], b["action"])).abs().mean().item(),
+            "aux_loss": float(out["aux_loss"].detach()), "grad_norm": float(grad_norm)}
 
 
 class Stop:
@@ -323,6 +327,7 @@ def train(cfg: RLConfig, run_dir: str | Path, preset: str = "custom", resume: bo
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.run.seed)
+    torch.set_num_threads(cfg.run.threads)
     model, frames_per_step = make_agent(cfg)
     optimizer = make_optimizer(cfg, model.parameters())
     c = cfg.impala
