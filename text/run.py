@@ -90,8 +90,14 @@ def train(preset: str | None, overrides: list[str], run_dir: str | None, resume:
         if not dist.is_main:
             ds = load_dataset(cfg)
         task = TextTask(cfg, ds)
+        saved = run_path / "config.toml"
+        if resume and saved.exists() and (run_path / "checkpoints" / "latest.pt").exists():
+            # refuse before overwriting the run's config (the checkpoint itself is checked again on load)
+            from core.run.checkpoint import check_fingerprint
+            check_fingerprint(run_path / "checkpoints" / "latest.pt", fingerprint(read_run_config(run_path), ds),
+                              task.fingerprint())
         if dist.is_main:
-            atomic_write_text(run_path / "config.toml", dumps_toml(to_dict(cfg)))
+            atomic_write_text(saved, dumps_toml(to_dict(cfg)))
         summary = Trainer(task, cfg.train, run_path, dist).fit(resume=resume)
         results = None
         if dist.is_main:
@@ -120,6 +126,8 @@ def load_run(run_dir: str | Path, device: torch.device, overrides: list[str] = (
     """(cfg, ds, task) with the latest checkpoint's weights, checked against the run's model and vocabulary."""
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir, overrides)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
     ds = load_dataset(cfg)
     task = TextTask(cfg, ds)
     ckpt = load_checkpoint(run_dir / "checkpoints" / "latest.pt", fingerprint(cfg, ds))

@@ -59,12 +59,14 @@ class TrainConfig:
     checkpoint_every: int = 0       # 0: checkpoint only at the end (and on interrupt)
     keep_step_checkpoints: bool = False
     progress: bool = True
+    threads: int = 0                # torch CPU threads (0: torch's default); 1 avoids oversubscription
+                                    # on a shared machine, where OpenMP spinning can cost 5x
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "update_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("lr", "init_lr", "min_lr", "weight_decay", "grad_clip", "warmup_steps",
+        for name in ("lr", "init_lr", "min_lr", "weight_decay", "grad_clip", "warmup_steps", "threads",
                      "update_every_after", "eval_every", "checkpoint_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")
@@ -164,6 +166,8 @@ class Trainer:
     # ------------------------------------------------------------------------------------ the loop
     def fit(self, resume: bool = False) -> dict:
         cfg, dist, device = self.cfg, self.dist, self.dist.device
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
         seed_everything(cfg.seed + dist.rank)
         model = self.task.model.to(device)
         model.train()

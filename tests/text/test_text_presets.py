@@ -1,0 +1,85 @@
+"""Every preset under configs/text loads, and bad command lines give one clear error."""
+import json
+
+import pytest
+import torch
+
+from core.run import from_dict, load_config, to_dict
+from core.run.config import available_presets
+from text.cli import main
+from text.config import TextConfig
+from text.embedding import AdaptiveInput, AdaptiveSoftmax
+from text.model import LanguageModel
+from text_data_fixtures import no_download  # noqa: F401
+from text_run_helpers import TINY_LONGRANGE, TINY_MODEL, TINY_TRAIN, sets
+
+PAPER = {"enwik8": (24, 768, 768, 1152, 3), "wikitext103": (18, 512, 512, 512, 4), "pg19": (36, 512, 512, 512, 2)}
+
+
+@pytest.mark.parametrize("name", available_presets("text"))
+def test_every_preset_loads(name):
+    cfg = load_config(TextConfig, "text", name)
+    assert cfg.preset == name
+    assert from_dict(TextConfig, to_dict(cfg)) == cfg
+
+
+@pytest.mark.parametrize("name", PAPER)
+def test_paper_presets_and_their_txl_twins(name):
+    layers, window, mem, cmem, rate = PAPER[name]
+    ct = load_config(TextConfig, "text", name)
+    txl = load_config(TextConfig, "text", f"{name}-txl")
+    assert (ct.model.n_layers, ct.data.window, ct.model.mem_len, ct.model.cmem_len, ct.model.compression_rate) == \
+        (layers, window, mem, cmem, rate)
+    assert txl.model.cmem_len == 0 and txl.model.mem_len == mem + cmem and txl.model.name == "transformerxl"
+    assert (ct.train.lr, ct.train.init_lr, ct.train.grad_clip, ct.train.update_every, ct.train.update_every_after) == \
+        (3e-4, 1e-6, 0.1, 4, 60000)
+
+
+def test_cpu_longrange_pair_has_equal_attention_cost():
+    ct = load_config(TextConfig, "text", "cpu-longrange").model
+    txl = load_config(TextConfig, "text", "cpu-longrange-txl").model
+    assert ct.mem_len + ct.cmem_len == txl.mem_len and txl.cmem_len == 0
+    w = load_config(TextConfig, "text", "cpu-longrange").data.window
+    # the compressed memory reaches further back than the TXL's memory
+    assert ct.mem_len + ct.compression_rate * ct.cmem_len + w > txl.mem_len + w
+
+
+def test_adaptive_softmax_is_a_distribution():
+    torch.manual_seed(0)
+    head, emb = AdaptiveSoftmax(50, 16, [10, 30]), AdaptiveInput(50, 16, [10, 30])
+    h = emb(torch.tensor([[0, 9, 10, 29, 30, 49]])).view(-1, 16)
+    logp = head.log_prob(h)
+    assert torch.allclose(logp.exp().sum(-1), torch.ones(6), atol=1e-5)
+    target = torch.tensor([1, 12, 33, 49, 0, 20])
+    assert torch.allclose(head.nll(h, target), -logp.gather(1, target[:, None])[:, 0], atol=1e-5)
+    lm = LanguageModel(load_config(TextConfig, "text", "cpu-wikitext2").model, 3000)
+    assert isinstance(lm.head, AdaptiveSoftmax) and lm.head.inner.cutoffs == [2000, 3000]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--preset", "nosuch"], "unknown text preset 'nosuch'"),
+    (["train", "--preset", "cpu-longrange", "--set", "train.lrr=1"], "unknown field train.lrr (did you mean train.lr?)"),
+    (["train", "--preset", "cpu-longrange", "--set", "model.n_heads=3"], "model.n_heads"),
+    (["train", "--preset", "cpu-longrange", "--set", "data.window=x"], "data.window: expected an integer"),
+    (["eval", "--run", "/nonexistent/run"], "config.toml: not found"),
+])
+def test_bad_command_lines_give_one_clear_error(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_checkpoint_from_another_preset_is_refused(tmp_path, capsys):
+    run, data = tmp_path / "run", str(tmp_path / "d")
+    common = [*sets(TINY_LONGRANGE, TINY_MODEL, TINY_TRAIN, ["train.steps=2"]), "--data-dir", data]
+    assert main(["train", "--preset", "cpu-longrange", "--run-dir", str(run), *common]) == 0
+    capsys.readouterr()
+    assert main(["train", "--preset", "cpu-longrange", "--run-dir", str(run), *common]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert main(["train", "--preset", "cpu-longrange-txl", "--run-dir", str(run), "--resume", *common,
+                 "--set", "model.cmem_len=0", "--set", "model.mem_len=24"]) == 2
+    err = capsys.readouterr().err
+    assert "latest.pt: checkpoint is from another model or preset" in err and "model.cmem_len" in err
+    # resuming with the run's own config continues (more steps)
+    assert main(["train", "--run-dir", str(run), "--resume", "--set", "train.steps=3"]) == 0
+    assert json.loads((run / "results.json").read_text())["steps"] == 3

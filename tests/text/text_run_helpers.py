@@ -1,0 +1,24 @@
+"""Shared settings for the text train/eval tests: tiny models on a tiny longrange corpus."""
+from __future__ import annotations
+
+TINY_LONGRANGE = [
+    "data.longrange.doc_len=256", "data.longrange.train_docs=24", "data.longrange.valid_docs=2",
+    "data.longrange.test_docs=2", "data.longrange.p_intro=0.03", "data.longrange.p_ref=0.05",
+]
+TINY_MODEL = [
+    "model.d_model=32", "model.n_layers=2", "model.n_heads=2", "model.d_ff=64", "model.mem_len=16",
+    "model.cmem_len=8", "model.compression_rate=2", "data.window=16",
+]
+TINY_TRAIN = [
+    "train.batch_size=4", "train.lr=3e-3", "train.warmup_steps=2", "train.log_every=1", "train.progress=false",
+    "train.eval_every=0", "train.threads=1", "eval.valid_windows=4", "eval.batch_size=2",
+]
+
+
+def sets(*groups: list[str]) -> list[str]:
+    """Flatten override groups into `--set` arguments."""
+    out = []
+    for g in groups:
+        for item in g:
+            out += ["--set", item]
+    return out
