@@ -11,7 +11,7 @@ from text.config import TextConfig
 from text.embedding import AdaptiveInput, AdaptiveSoftmax
 from text.model import LanguageModel
 from text_data_fixtures import no_download  # noqa: F401
-from text_run_helpers import TINY_LONGRANGE, TINY_MODEL, TINY_TRAIN, sets
+from text_run_helpers import TINY_LONGRANGE, TINY_MODEL, TINY_TRAIN, data_dir, sets  # noqa: F401
 
 PAPER = {"enwik8": (24, 768, 768, 1152, 3), "wikitext103": (18, 512, 512, 512, 4), "pg19": (36, 512, 512, 512, 2)}
 
@@ -69,8 +69,8 @@ def test_bad_command_lines_give_one_clear_error(argv, message, capsys):
     assert message in err and "Traceback" not in err
 
 
-def test_checkpoint_from_another_preset_is_refused(tmp_path, capsys):
-    run, data = tmp_path / "run", str(tmp_path / "d")
+def test_checkpoint_from_another_preset_is_refused(tmp_path, capsys, data_dir):
+    run, data = tmp_path / "run", data_dir
     common = [*sets(TINY_LONGRANGE, TINY_MODEL, TINY_TRAIN, ["train.steps=2"]), "--data-dir", data]
     assert main(["train", "--preset", "cpu-longrange", "--run-dir", str(run), *common]) == 0
     capsys.readouterr()

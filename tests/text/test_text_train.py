@@ -11,14 +11,13 @@ from text.cli import main
 from text.config import TextConfig
 from text.task import TextTask, load_dataset
 from text_data_fixtures import no_download  # noqa: F401  (autouse: tests never download)
-from text_run_helpers import TINY_LONGRANGE, TINY_MODEL, TINY_TRAIN, sets
+from text_run_helpers import TINY_LONGRANGE, TINY_MODEL, TINY_TRAIN, data_dir, sets  # noqa: F401
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("text")
-    run = root / "run"
-    rc = main(["train", "--preset", "cpu-longrange", "--run-dir", str(run), "--data-dir", str(root / "data"),
+def trained(tmp_path_factory, data_dir):
+    run = tmp_path_factory.mktemp("text") / "run"
+    rc = main(["train", "--preset", "cpu-longrange", "--run-dir", str(run), "--data-dir", data_dir,
                *sets(TINY_LONGRANGE, TINY_MODEL, TINY_TRAIN, ["train.steps=60"])])
     assert rc == 0
     return run
@@ -76,14 +75,14 @@ def test_sample_streams_text(trained, capsys):
     assert len(out) == 12
 
 
-def test_resume_after_sigterm_matches_uninterrupted_run(tmp_path):
+def test_resume_after_sigterm_matches_uninterrupted_run(tmp_path, data_dir):
     """Memory state, stream position and RNG come back: the same final loss, bit for bit."""
     import os
     import signal
     from core.run.config import apply_overrides, find_preset
 
     data = apply_overrides(load_toml(find_preset("text", "cpu-longrange")),
-                           [*TINY_LONGRANGE, *TINY_MODEL, *TINY_TRAIN, f"data.data_dir={tmp_path / 'd'}",
+                           [*TINY_LONGRANGE, *TINY_MODEL, *TINY_TRAIN, f"data.data_dir={data_dir}",
                             "train.steps=8", "model.dropout=0.1", "train.update_every=2", "train.update_every_after=3"])
     cfg = from_dict(TextConfig, data)
     ds = load_dataset(cfg)
@@ -100,9 +99,9 @@ def test_resume_after_sigterm_matches_uninterrupted_run(tmp_path):
     assert resumed["final_loss"] == full["final_loss"] and resumed["tokens"] == full["tokens"]
 
 
-def test_lstm_baseline_trains(tmp_path):
+def test_lstm_baseline_trains(tmp_path, data_dir):
     run = tmp_path / "lstm"
-    rc = main(["train", "--preset", "cpu-longrange-lstm", "--run-dir", str(run), "--data-dir", str(tmp_path / "d"),
+    rc = main(["train", "--preset", "cpu-longrange-lstm", "--run-dir", str(run), "--data-dir", data_dir,
                *sets(TINY_LONGRANGE, TINY_TRAIN, ["model.d_model=32", "data.window=16", "train.steps=40"])])
     assert rc == 0
     train = [l["loss"] for l in read_jsonl(run / "metrics.jsonl") if l["split"] == "train"]

@@ -22,3 +22,12 @@ def sets(*groups: list[str]) -> list[str]:
         for item in g:
             out += ["--set", item]
     return out
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    """One dataset cache for the whole session: the tiny longrange corpus is generated once."""
+    return str(tmp_path_factory.mktemp("ctbench-data"))
