@@ -273,6 +273,7 @@ class LocalActors:
 
     def get_batch(self, stop: Stop):
         """batch[key]: [T+1, B, ...], state[key]: [B, ...]; None when stopped."""
+        self.check()
         indices = []
         while len(indices) < self.cfg.impala.batch_size:
             if stop:
