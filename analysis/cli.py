@@ -34,5 +34,5 @@ def main(argv: list[str] | None = None) -> int:
     rep = build_report(runs, Path(args.out), command.strip())
     print(f"read {len(runs)} runs; wrote {len(rep.written)} figures/tables under {args.out}/ (index: {args.out}/index.md)")
     for what, why in rep.skipped:
-        print(f"  not made: {what}: {why}")
-    return 0
+        print(f"  not made: {what}: {why}", file=sys.stderr if why.startswith("FAILED") else sys.stdout)
+    return 1 if rep.failed else 0

@@ -60,6 +60,8 @@ def attention_buckets(stats: dict, n_buckets: int = 6, path: Path | None = None)
     for region, size in zip(REGIONS, sizes):
         block = per_layer[:, start:start + size]
         start += size
+        if size == 0:      # e.g. a TransformerXL has no compressed memory
+            continue
         for part, chunk in enumerate(np.array_split(np.arange(size), min(n_buckets, size))):
             mass = block[:, chunk].sum(axis=1)                          # [L]
             sem = mass.std(ddof=1) / np.sqrt(n_layers) if n_layers > 1 else 0.0
@@ -85,6 +87,8 @@ def figure2(runs: list[Run], n_buckets: int = 6) -> Plot:
         ax = fig.add_subplot(len(chosen), 1, i + 1)
         for region in REGIONS:
             d = df[df.region == region]
+            if d.empty:
+                continue
             ax.bar(d.bucket, d.weight, yerr=d.stderr, color=REGION_COLOURS[region], label=region, capsize=2)
         ax.set_xlabel("bucket (oldest to newest: compressed memory, memory, window)")
         ax.set_ylabel("average attention weight")
@@ -209,13 +213,15 @@ def figure3(runs: list[Run]) -> Plot:
 
 # --------------------------------------------------------------------------- Figure 4
 def curves_frame(runs: list[Run], y: str, x: str, splits=("test", "valid", "train")) -> pd.DataFrame:
-    """Learning curves [run, label, split, x, y] from metrics.jsonl, the first split in `splits` present."""
+    """Learning curves [run, label, split, x, y] from metrics.jsonl: the first split in `splits` with two or
+    more points (a curve), else the first with any."""
     rows = []
     for r in runs:
         m = r.metrics
         if m.empty or x not in m or y not in m:
             continue
-        split = next((s for s in splits if "split" in m and (m["split"] == s).any()), None)
+        sizes = {s: int(((m["split"] == s) & m[y].notna()).sum()) if "split" in m else 0 for s in splits}
+        split = next((s for s in splits if sizes[s] >= 2), None) or next((s for s in splits if sizes[s]), None)
         d = m[m["split"] == split] if split else m
         d = d[[x, y]].dropna()
         rows += [{"run": r.path.name, "label": r.label, "split": split, "x": float(a), "y": float(b)}

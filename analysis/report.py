@@ -33,6 +33,7 @@ class Report:
     written: list[tuple[str, Path]] = field(default_factory=list)   # (title, file) for the index
     skipped: list[tuple[str, str]] = field(default_factory=list)    # (what, why)
     headline: Table | None = None
+    failed: bool = False                                             # a builder raised something unexpected
 
 
 def build_report(runs: list[Run], out: Path, command: str = "ctbench report") -> Report:
@@ -46,6 +47,10 @@ def build_report(runs: list[Run], out: Path, command: str = "ctbench report") ->
             continue
         except RunFormatError as err:
             rep.skipped.append((builder.__name__, f"bad input: {err}"))
+            continue
+        except Exception as err:  # a bug here must not cost the other figures; the CLI exits non-zero
+            rep.skipped.append((builder.__name__, f"FAILED: {type(err).__name__}: {err}"))
+            rep.failed = True
             continue
         for item in made if isinstance(made, list) else [made]:
             if isinstance(item, Table):

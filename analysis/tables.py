@@ -391,28 +391,32 @@ def parse_longrange(data: dict, path: Path) -> tuple[pd.DataFrame, dict]:
 
 def longrange(runs: list[Run]) -> Table:
     """Bits per token on re-mentions bucketed by distance, per model, with the generator's entropy floor."""
-    found = [(r, r.analysis_json("longrange.json")) for r in runs if r.analysis_file("longrange.json")]
+    with_file = [r for r in runs if r.analysis_file("longrange.json")]
+    # compare models at the memory sizes they were trained with; evaluations at other sizes are Tables 8-9's
+    found = [(r, r.analysis_json("longrange.json")) for r in (list(filter(at_trained_size, with_file)) or with_file)]
     if not found:
         raise MissingInput("the longrange table needs analysis/longrange.json (ctbench text eval on the "
                            "longrange corpus with --save-analysis)")
-    merged: pd.DataFrame | None = None
     overall_rows: dict = {"bucket": "all tokens"}
     floor_overall = n_overall = None
-    labels = []
+    labels, parts = [], []
     for r, data in found:
         df, overall = parse_longrange(data, r.analysis_file("longrange.json"))
         label = r.label if r.label not in labels else f"{r.label} ({r.path.name})"
         labels.append(label)
-        part = df[["bucket", "n", "floor_bits", "bits"]].rename(columns={"bits": label})
-        if merged is None:
-            merged = part
-        else:
-            merged = merged.merge(part[["bucket", label]], on="bucket", how="outer", sort=False)
+        parts.append(df.set_index("bucket").rename(columns={"bits": label}))
         overall_rows[label] = overall["bits"]
         floor_overall = floor_overall if floor_overall is not None else overall["floor_bits"]
         n_overall = n_overall if n_overall is not None else overall["n"]
     overall_rows["floor_bits"] = floor_overall
     overall_rows["n"] = n_overall
+    # bucket rows in the order the files list them (n and floor from the first file that has the bucket)
+    order = list(dict.fromkeys(b for p in parts for b in p.index))
+    first = pd.concat([p[["n", "floor_bits"]] for p in parts])
+    merged = first[~first.index.duplicated()].reindex(order)
+    for label, p in zip(labels, parts):
+        merged[label] = p[label].reindex(order)
+    merged = merged.rename_axis("bucket").reset_index()
     merged = pd.concat([merged, pd.DataFrame([overall_rows])], ignore_index=True)
     merged = merged[["bucket", "n"] + labels + ["floor_bits"]].rename(columns={"floor_bits": "entropy floor"})
     notes = ["bits per token on re-mentions of rare entities, bucketed by distance (tokens) to the previous mention; "

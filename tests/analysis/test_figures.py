@@ -128,3 +128,23 @@ def test_figure3_measures_update_frequency_from_windows(tmp_path):
     assert list(df.update_every) == [1, 1, 1, 2, 2] and "windows" in source
     plot = figures.figure3([run])
     assert [a.get_ylabel() for a in plot.figure.axes][-1] == "training bits per token"
+
+
+def test_curves_fall_back_to_train_when_validation_has_one_point(tmp_path):
+    rows = [{"split": "train", "step": s, "loss": 3.0 - s / 100} for s in range(0, 30, 10)]
+    rows.append({"split": "valid", "step": 20, "loss": 2.9})
+    make_run(tmp_path, "ct", domain="speech", metrics=rows)
+    df = figures.curves_frame(load_runs([tmp_path]), "loss", "step")
+    assert set(df.split) == {"train"} and list(df.y) == [3.0, 2.9, 2.8]
+
+
+def test_attention_buckets_of_a_transformerxl_have_no_compressed_region():
+    stats = attention_stats(cmem=0, mem=12, window=12, layers=2)
+    df = figures.attention_buckets(stats)
+    assert list(df.region.unique()) == ["memory", "window"] and len(df) == 12
+
+
+def test_figure2_legend_of_a_transformerxl_lists_only_its_regions(tmp_path):
+    make_run(tmp_path, "txl", model="transformerxl", analysis={"attention_stats.json": attention_stats(cmem=0)})
+    ax = figures.figure2(load_runs([tmp_path])).figure.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["memory", "window"]

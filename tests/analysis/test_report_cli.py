@@ -48,3 +48,15 @@ def test_report_on_a_missing_path_and_bad_file(tmp_path, capsys):
     (d / "results.json").write_text("[1, 2]")
     assert main([str(tmp_path), "--out", str(tmp_path / "out")]) == 2
     assert "bad/results.json: expected a JSON object" in capsys.readouterr().err
+
+
+def test_a_crashing_builder_costs_only_its_own_output(tmp_path, capsys, monkeypatch):
+    from analysis import report
+
+    def boom(runs):
+        raise ZeroDivisionError("bug")
+    monkeypatch.setattr(report, "BUILDERS", [("tables", report.tables.headline), ("figures", boom)])
+    make_run(tmp_path / "runs", "r")
+    assert main([str(tmp_path / "runs"), "--out", str(tmp_path / "out")]) == 1
+    assert "boom: FAILED: ZeroDivisionError: bug" in capsys.readouterr().err
+    assert (tmp_path / "out" / "tables" / "headline.md").exists()

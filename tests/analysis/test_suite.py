@@ -30,13 +30,13 @@ def test_smoke_plan_runs_every_domain_with_baselines_then_the_report(tmp_path):
     plan = dry_run("smoke", tmp_path)
     runs = tmp_path / "runs"
     assert "cannot run" not in plan                      # smoke needs nothing but this checkout
-    for name in ("text-ct", "text-txl", "text-ct-eval", "text-ct-cmem128", "speech-ct", "speech-wavenet",
+    for name in ("text-ct", "text-txl", "text-ct-eval", "text-ct-cmem256", "speech-ct", "speech-wavenet",
                  "rl-lstm", "rl-ct"):
         assert f"] {name}: run" in plan
     assert f"ctbench text train --preset cpu-longrange --set train.steps=20" in plan
     assert f"--run-dir {runs}/text-ct" in plan
     assert f"ctbench text eval --run {runs}/text-ct --save-analysis" in plan
-    assert "--set model.mem_len=128 --set model.cmem_len=0" in plan     # TXL with the CT's attention span
+    assert "ctbench text train --preset cpu-longrange-txl" in plan      # TXL twin of equal attention cost
     assert plan.rstrip().endswith(f"then: ctbench report {runs} --out {runs}/report")
 
 
