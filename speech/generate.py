@@ -1,0 +1,85 @@
+"""Sampling audio sample by sample.
+
+- WaveNet, cached: per-layer queues (O(layers) per sample, `WaveNet.step`); naive: recompute the last
+  receptive field every sample (the reference the cached path must match exactly, and the benchmark's baseline).
+- Transformers (Compressive / XL): the current window is re-read with the memories each sample; when the
+  window is full it is pushed through once more to update the memories (the paper's evaluation setting:
+  memories carry everything before the window).
+All samplers draw one categorical sample per step from an explicit torch.Generator, so the same seed gives the
+same audio whichever path computed the logits.
+"""
+from __future__ import annotations
+
+import torch
+
+from speech.streams import SILENCE
+
+
+def sample_token(logits: torch.Tensor, generator: torch.Generator, temperature: float = 1.0) -> torch.Tensor:
+    """logits: [B, V] -> [B] int64 drawn from softmax(logits / temperature) (argmax at temperature 0)."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits.double() / temperature, dim=-1).cpu()
+    return torch.multinomial(probs, 1, generator=generator)[:, 0].to(logits.device)
+
+
+def default_prime(batch_size: int, length: int, device=None) -> torch.Tensor:
+    """A context of silence: [B, length] (what reset rows see in training)."""
+    return torch.full((batch_size, max(length, 1)), SILENCE, dtype=torch.int64, device=device)
+
+
+@torch.no_grad()
+def wavenet_generate_cached(model, n_samples: int, prime: torch.Tensor, generator: torch.Generator,
+                            temperature: float = 1.0) -> torch.Tensor:
+    """prime: [B, P] -> generated [B, n_samples], using the per-layer queues."""
+    queues, logits = model.prefill(prime)
+    out, t = [], prime.shape[1]
+    for _ in range(n_samples):
+        tok = sample_token(logits, generator, temperature)
+        out.append(tok)
+        logits = model.step(tok, queues, t)
+        t += 1
+    return torch.stack(out, 1)
+
+
+@torch.no_grad()
+def wavenet_generate_naive(model, n_samples: int, prime: torch.Tensor, generator: torch.Generator,
+                           temperature: float = 1.0) -> torch.Tensor:
+    """prime: [B, P] -> generated [B, n_samples], recomputing the receptive field for every sample."""
+    rf = model.cfg.receptive_field
+    seq = prime
+    out = []
+    for _ in range(n_samples):
+        logits = model(seq[:, -rf:])[:, -1]
+        tok = sample_token(logits, generator, temperature)
+        out.append(tok)
+        seq = torch.cat([seq, tok[:, None]], 1)
+    return torch.stack(out, 1)
+
+
+@torch.no_grad()
+def transformer_generate(model, n_samples: int, prime: torch.Tensor, generator: torch.Generator, window: int,
+                         temperature: float = 1.0) -> torch.Tensor:
+    """prime: [B, P] -> generated [B, n_samples] with a SpeechTransformer and its memories.
+
+    The prime is read in full windows (filling the memories); the remaining partial window is the current
+    window. Each new sample re-reads the current window (<= `window` inputs) against the memories, as in
+    training; when the window is full it is committed: pushed through once more to update the memories.
+    """
+    B = prime.shape[0]
+    state = model.init_state(B, prime.device)
+    n_full = (prime.shape[1] - 1) // window  # keep >= 1 input in the current window
+    for i in range(n_full):
+        _, state, _ = model(prime[:, i * window:(i + 1) * window], state)
+    current = prime[:, n_full * window:]
+    out = []
+    for _ in range(n_samples):
+        logits, _, _ = model(current, state)
+        tok = sample_token(logits[:, -1], generator, temperature)
+        out.append(tok)
+        if current.shape[1] == window:
+            _, state, _ = model(current, state)
+            current = tok[:, None]
+        else:
+            current = torch.cat([current, tok[:, None]], 1)
+    return torch.stack(out, 1)

@@ -1,0 +1,128 @@
+"""WaveNet baseline (van den Oord et al. 2016), the paper's speech comparison (Rae et al. 2020, Section 5.6).
+
+Dilated causal convolutions (dilations 1, 2, ..., 2^(cycle-1), repeated), gated units tanh(W_f x) * sigmoid(W_g x),
+1x1 residual and skip convolutions, a ReLU-1x1-ReLU-1x1 head to a 256-way softmax over mu-law classes.
+The input layer is an embedding (a 1x1 convolution of the one-hot input), so the receptive field is exactly
+(kernel - 1) * sum(dilations) + 1 samples.
+
+Generation is incremental ("Fast WaveNet", Paine et al. 2016): each layer keeps a circular queue of its last
+(kernel - 1) * dilation inputs, so one new sample costs O(layers), not a recompute of the receptive field.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class WaveNetConfig:
+    """n_layers dilated layers; dilation of layer i is 2 ** (i % dilation_cycle)."""
+    n_layers: int = 30
+    dilation_cycle: int = 10
+    kernel_size: int = 2
+    residual_channels: int = 256
+    dilation_channels: int = 256
+    skip_channels: int = 256
+    n_classes: int = 256
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        for name in ("n_layers", "dilation_cycle", "residual_channels", "dilation_channels", "skip_channels",
+                     "n_classes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"wavenet.{name}={getattr(self, name)}: must be >= 1")
+        if self.kernel_size < 2:
+            raise ValueError(f"wavenet.kernel_size={self.kernel_size}: must be >= 2")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"wavenet.dropout={self.dropout}: expected 0 <= dropout < 1")
+
+    @property
+    def dilations(self) -> list[int]:
+        return [2 ** (i % self.dilation_cycle) for i in range(self.n_layers)]
+
+    @property
+    def receptive_field(self) -> int:
+        return (self.kernel_size - 1) * sum(self.dilations) + 1
+
+
+class WaveNet(nn.Module):
+    """tokens: [B, T] int64 mu-law classes -> logits [B, T, n_classes]; logits[:, t] predicts tokens[:, t + 1]."""
+
+    def __init__(self, cfg: WaveNetConfig):
+        super().__init__()
+        self.cfg = cfg
+        R, D, S, k = cfg.residual_channels, cfg.dilation_channels, cfg.skip_channels, cfg.kernel_size
+        self.embed = nn.Embedding(cfg.n_classes, R)
+        self.dilated = nn.ModuleList(nn.Conv1d(R, 2 * D, k, dilation=d) for d in cfg.dilations)
+        self.residual = nn.ModuleList(nn.Conv1d(D, R, 1) for _ in cfg.dilations)
+        self.skip = nn.ModuleList(nn.Conv1d(D, S, 1) for _ in cfg.dilations)
+        self.head1 = nn.Conv1d(S, S, 1)
+        self.head2 = nn.Conv1d(S, cfg.n_classes, 1)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def _layer(self, i: int, x: torch.Tensor, conv_out: torch.Tensor, skips: torch.Tensor):
+        """Gate, residual and skip of layer i. x: [B, R, T] layer input; conv_out: [B, 2D, T]."""
+        f, g = conv_out.chunk(2, dim=1)
+        z = self.drop(torch.tanh(f) * torch.sigmoid(g))
+        return x + self.residual[i](z), skips + self.skip[i](z)
+
+    def _head(self, skips: torch.Tensor) -> torch.Tensor:
+        """skips: [B, S, T] -> logits [B, T, n_classes]."""
+        return self.head2(F.relu(self.head1(F.relu(skips)))).transpose(1, 2)
+
+    def forward(self, tokens: torch.Tensor, return_layer_inputs: bool = False):
+        """tokens: [B, T] -> logits [B, T, V] (and, if asked, the per-layer inputs [B, R, T] for cache prefill)."""
+        x = self.embed(tokens).transpose(1, 2)  # [B, R, T]
+        skips = x.new_zeros(x.shape[0], self.cfg.skip_channels, x.shape[2])
+        inputs = []
+        for i, d in enumerate(self.cfg.dilations):
+            inputs.append(x)
+            pad = (self.cfg.kernel_size - 1) * d
+            x, skips = self._layer(i, x, self.dilated[i](F.pad(x, (pad, 0))), skips)
+        logits = self._head(skips)
+        return (logits, inputs) if return_layer_inputs else logits
+
+    # --- incremental generation -----------------------------------------------------------------------------
+    def init_queues(self, batch_size: int, device=None, dtype=None) -> list[torch.Tensor]:
+        """Per layer i a queue [B, R, (k-1) * d_i] of past layer inputs; zeros = the causal zero padding."""
+        dtype = dtype or self.embed.weight.dtype
+        R, k = self.cfg.residual_channels, self.cfg.kernel_size
+        return [torch.zeros(batch_size, R, (k - 1) * d, device=device, dtype=dtype) for d in self.cfg.dilations]
+
+    def prefill(self, tokens: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Queues after reading tokens: [B, P] in one parallel pass; returns (queues, logits of the last step [B, V]).
+
+        Queue i holds layer i's inputs at times P-(k-1)d_i .. P-1 in circular order for step P (see `step`).
+        """
+        B, P = tokens.shape
+        logits, inputs = self.forward(tokens, return_layer_inputs=True)
+        queues = []
+        for x, q in zip(inputs, self.init_queues(B, tokens.device, inputs[0].dtype)):
+            L = q.shape[2]
+            n = min(L, P)
+            times = torch.arange(P - n, P, device=tokens.device)
+            q[:, :, times % L] = x[:, :, P - n:]
+            queues.append(q)
+        return queues, logits[:, -1]
+
+    @torch.no_grad()
+    def step(self, token: torch.Tensor, queues: list[torch.Tensor], t: int) -> torch.Tensor:
+        """One sample at time t. token: [B] int64; queues updated in place. Returns logits [B, V].
+
+        Queue i, length L = (k-1) d_i, holds the input at time s in slot s % L, so the inputs at t - m d_i
+        (m = 1..k-1) sit at (t - m d_i) % L; the current input then overwrites the oldest slot, t % L.
+        """
+        k = self.cfg.kernel_size
+        x = self.embed(token).unsqueeze(2)  # [B, R, 1]
+        skips = x.new_zeros(x.shape[0], self.cfg.skip_channels, 1)
+        for i, (d, q) in enumerate(zip(self.cfg.dilations, queues)):
+            L = q.shape[2]
+            taps = [q[:, :, (t - m * d) % L] for m in range(k - 1, 0, -1)] + [x[:, :, 0]]  # oldest tap first
+            w = self.dilated[i].weight  # [2D, R, k]
+            conv = sum(F.linear(tap, w[:, :, j]) for j, tap in enumerate(taps)) + self.dilated[i].bias
+            q[:, :, t % L] = x[:, :, 0]
+            x, skips = self._layer(i, x, conv.unsqueeze(2), skips)
+        return self._head(skips)[:, 0]

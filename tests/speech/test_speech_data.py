@@ -1,0 +1,98 @@
+import numpy as np
+import pytest
+import torch
+
+from speech.datasets import SpeechDataConfig, assign_splits, fsdd_split, load_corpus
+from speech.streams import IGNORE, SILENCE, AudioStreams
+from speech.synth import make_speakers, synth_utterance
+from speech.task import ResumableStreams
+
+
+def clips_of(lengths):
+    return [torch.arange(n) + 1000 * i for i, n in enumerate(lengths)]
+
+
+@pytest.mark.parametrize("reset", [False, True])
+def test_eval_streams_score_every_sample_once(reset):
+    clips = clips_of([10, 3, 25, 7, 1, 12])
+    seen = []
+    for w in AudioStreams(clips, batch_size=3, window=4, reset_at_file_boundary=reset, loop=False):
+        assert w.inputs.shape == w.targets.shape == (3, 4) and w.reset.shape == (3,)
+        m = w.targets != IGNORE
+        seen += w.targets[m].tolist()
+        assert (w.inputs[~m][(w.inputs[~m] < 1000) & (w.inputs[~m] >= 256)] == SILENCE).all()
+    # continuous: every sample but the first of each stream is a target; reset: every sample but each clip's first
+    expected = [int(v) for c in clips for v in c[1:]]
+    if not reset:
+        heads = [int(c[0]) for c in clips[3:]]  # rows continue into their next clip: its head is predicted too
+        expected += heads
+    assert sorted(seen) == sorted(expected)
+
+
+def test_reset_mode_aligns_clips_to_windows():
+    clips = clips_of([10, 5])  # 9 and 4 targets: 3 windows (the last padded) + 1 window
+    ws = list(AudioStreams(clips, 1, 4, reset_at_file_boundary=True, loop=False))
+    assert [bool(w.reset[0]) for w in ws] == [True, False, False, True]
+    assert ws[2].targets[0].tolist() == [9, IGNORE, IGNORE, IGNORE]
+    assert ws[3].inputs[0].tolist() == [1000, 1001, 1002, 1003]  # clip 2 starts on a window boundary
+
+
+def test_continuous_mode_crosses_boundaries_without_reset():
+    ws = list(AudioStreams(clips_of([6, 6]), 1, 4, loop=False))
+    assert [bool(w.reset[0]) for w in ws] == [True, False, False]
+    assert ws[1].targets[0].tolist() == [5, 1000, 1001, 1002]
+
+
+def test_training_stream_resumes_exactly():
+    clips = clips_of([30, 17, 44, 9])
+    a = ResumableStreams(clips, 2, 8, False, seed=3)
+    first = [next(a) for _ in range(7)]
+    b = ResumableStreams(clips, 2, 8, False, seed=3)
+    b.load_state_dict(a.state_dict())
+    for _ in range(5):
+        wa, wb = next(a), next(b)
+        assert torch.equal(wa.inputs, wb.inputs) and torch.equal(wa.targets, wb.targets)
+    assert len(first) == 7
+
+
+def test_fsdd_official_split():
+    assert fsdd_split("3_jackson_0", 5) == "test" and fsdd_split("3_jackson_4", 5) == "test"
+    assert fsdd_split("3_jackson_5", 5) == "valid" and fsdd_split("3_jackson_9", 5) == "valid"
+    assert fsdd_split("3_jackson_10", 5) == "train" and fsdd_split("9_theo_49", 5) == "train"
+    assert fsdd_split("recording", 5) is None
+
+
+def test_fsdd_copy_split_counts(fsdd_dir):
+    corpus = load_corpus(SpeechDataConfig(dataset="fsdd", path=str(fsdd_dir), max_files=20), splits=("test",))
+    assert len(corpus.splits["test"]) == 20
+    assert all(int(n.rsplit("_", 1)[1].split(".")[0]) < 5 for n in corpus.names["test"])
+
+
+def test_split_by_speaker_keeps_speakers_apart():
+    speakers = [f"s{i % 7}" for i in range(70)]
+    table = assign_splits(speakers, 0.15, 0.15, seed=0, what="speaker")
+    assert set(table.values()) == {"train", "valid", "test"}
+    with pytest.raises(ValueError, match="at least 3 distinct speakers"):
+        assign_splits(["a", "b", "a"], 0.1, 0.1, 0, "speaker")
+
+
+def test_synthetic_speech_is_seeded_and_recurs():
+    spk = make_speakers(2, seed=0)[0]
+    a = synth_utterance(spk, 2.0, 8000, seed=11, recur_gap_s=0.8)
+    assert np.array_equal(a, synth_utterance(spk, 2.0, 8000, seed=11, recur_gap_s=0.8))
+    assert not np.array_equal(a, synth_utterance(spk, 2.0, 8000, seed=12, recur_gap_s=0.8))
+    # the opening theme recurs at least recur_gap_s later (equal up to the noise floor)
+    head = a[:400]
+    dists = [np.abs(a[s:s + 400] - head).max() for s in range(int(0.8 * 8000), len(a) - 400)]
+    assert min(dists) < 0.01
+    assert np.abs(a).max() <= 0.7 and len(a) >= 2 * 8000
+
+
+def test_synthetic_corpus_config():
+    cfg = SpeechDataConfig(synth_files=9, synth_seconds=0.3, synth_speakers=3, split_by="speaker")
+    c = load_corpus(cfg)
+    assert {k: len(v) for k, v in c.splits.items()} == {"train": 3, "valid": 3, "test": 3}
+    with pytest.raises(ValueError, match="data.dataset"):
+        SpeechDataConfig(dataset="librispeech")
+    with pytest.raises(ValueError, match="data.path"):
+        SpeechDataConfig(dataset="folder")
