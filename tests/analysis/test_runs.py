@@ -53,3 +53,13 @@ def test_token_losses_length_mismatch_is_reported(tmp_path):
                                                                "token": np.arange(3)}})
     with pytest.raises(RunFormatError, match="'token' has 3 entries but 'loss' has 4"):
         load_run(d).token_losses()
+
+
+def test_the_report_never_imports_training_code():
+    import subprocess
+    import sys
+    code = ("import sys, analysis.cli, analysis.report; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'core', 'text', 'speech', 'rl')); "
+            "print(bad); raise SystemExit(1 if bad else 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -45,7 +45,7 @@ def test_cpu_plan_names_what_it_cannot_run_in_one_line_each(tmp_path):
     for line in plan.splitlines():
         if "cannot run" in line:
             assert line.startswith("[") and "(needs " in line or "depends on" in line
-    assert "] text-lr-ct: run" in plan and "] rl-ct-c8: run" in plan
+    assert "] text-lr-ct: run" in plan and "] rl-long-c8: run" in plan
     assert "--set agent.compression_rate=8" in plan
     for c in ("max-pool", "mean-pool", "most-used", "dilated-conv", "conv-autoencoding", "conv-bptt"):
         assert f"] text-t5-{c}:" in plan
@@ -201,3 +201,34 @@ def test_unknown_need_is_an_error():
 def test_only_selects_by_name_prefix_or_glob():
     assert S.selects("text", "text-lr-ct") and S.selects("rl-ct-*", "rl-ct-c4") and S.selects("a", "a")
     assert not S.selects("a", "after-broken") and not S.selects("text-lr-ct", "text-lr-ctx")
+
+
+def _loaders():
+    """Each domain's preset loader (preset, overrides) -> frozen config, validated; absent domains skipped."""
+    out = {}
+    for domain, module, attr in (("text", "text.run", "resolve_config"), ("speech", "speech.config", "load_speech_config"),
+                                 ("rl", "rl.config", "load")):
+        try:
+            fn = getattr(importlib.import_module(module), attr)
+        except ImportError:
+            continue
+        out[domain] = (lambda f: (lambda p, o: f(p, o, None, False)))(fn) if domain == "text" else fn
+    return out
+
+
+@pytest.mark.parametrize("preset", ["smoke", "cpu", "paper"])
+def test_every_train_step_names_a_real_preset_and_real_fields(preset):
+    """`--preset X --set a.b=v` of every train step resolves in its domain (unknown fields are errors there)."""
+    loaders = _loaders()
+    checked = 0
+    for step in S.load_suite(preset).steps:
+        argv = shlex.split(step.cmd)
+        if argv[:1] != ["ctbench"] or argv[2] != "train" or argv[1] not in loaders:
+            continue
+        if any(n.startswith("path:configs/") and S.Machine().missing(n) is not None for n in step.needs):
+            continue   # the step itself says its preset is not there yet
+        name = argv[argv.index("--preset") + 1]
+        sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
+        loaders[argv[1]](name, sets)      # raises ConfigError naming the bad field
+        checked += 1
+    assert checked > 0
