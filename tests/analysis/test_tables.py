@@ -68,9 +68,13 @@ def test_table7_scales_edges_with_corpus_size_and_says_so(tmp_path):
     assert "scaled by" in t.markdown()
 
 
-def test_table7_without_train_tokens_keeps_paper_edges_and_says_so(tmp_path):
-    word_run(tmp_path, "txl", "transformerxl", [8, 60, 200, 1000])
+def test_table7_without_train_tokens_estimates_the_corpus_size_and_says_so(tmp_path):
+    d = word_run(tmp_path, "txl", "transformerxl", [8, 60, 200, 1000], counts=np.array([2000, 500, 50, 1]))
     [t] = tables.table7(load_runs([tmp_path]))
+    # 4 distinct words (token ids 0..19 here are all distinct, 5 per count): 5 * (2000 + 500 + 50 + 1)
+    assert any("estimated from the training counts" in n and "12,755 training tokens" in n for n in t.notes)
+    np.savez(d / "analysis" / "token_losses.npz", loss=np.ones(3, np.float32), train_count=np.array([5, 5, 5]))
+    [t] = tables.table7(load_runs([tmp_path]))          # no token ids: nothing to estimate from
     assert any("training-set size unknown" in n for n in t.notes)
 
 
