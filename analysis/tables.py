@@ -103,9 +103,11 @@ def scale_frame(runs: list[Run]) -> pd.DataFrame:
     rows = []
     for r in runs:
         res = r.results
+        world = res.get("world_size")
+        device = f"{world} x {res.get('device')}" if is_number(world) and world > 1 else res.get("device")
         rows.append({"run": r.path.name, "model": r.label, "preset": res.get("preset"),
                      "params": res.get("params"), "tokens_seen": res.get("tokens_seen"),
-                     "steps": res.get("steps"), "device": res.get("device"),
+                     "steps": res.get("steps"), "device": device,
                      "wall_time": fmt_duration(res.get("wall_time_s")),
                      "partial_data": res.get("partial_data")})
     return pd.DataFrame(rows)

@@ -161,7 +161,8 @@ class Planned:
 
 
 def selects(pattern: str, name: str) -> bool:
-    """`--only text` picks text-*, `--only 'rl-ct-*'` is a glob, `--only text-lr-ct` that step alone."""
+    """`--only text` picks text-*, `--only text-lr-ct` that step and text-lr-ct-* (its evals), and
+    `--only 'rl-*-c4'` is a glob."""
     return fnmatch.fnmatchcase(name, pattern) or name.startswith(pattern + "-")
 
 
@@ -273,7 +274,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="smoke", help=f"one of {', '.join(available_suites())}, or a .toml path")
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     p.add_argument("--only", action="append", default=None, metavar="NAME",
-                   help="only the step NAME, the steps NAME-*, or a glob (repeatable), e.g. --only text --only 'rl-ct-*'")
+                   help="only the step NAME and the steps NAME-*, or a glob (repeatable), e.g. --only text --only 'rl-long-*'")
     p.add_argument("--runs-dir", default=None, help="override the suite's runs_dir")
     p.add_argument("--out", default=None, help="override the suite's report_dir")
     p.add_argument("--no-report", action="store_true", help="skip the report at the end")

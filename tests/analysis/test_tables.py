@@ -180,3 +180,9 @@ def test_table5_leaves_out_evaluations_at_other_memory_sizes(tmp_path):
     assert any("different splits" in n for n in t.notes)
     [sweep] = tables.sweeps(load_runs([tmp_path]))        # the bptt model is another model: not in the sweep
     assert sorted(sweep.frame.run) == ["ct", "ct_cmem32"]
+
+
+def test_scale_shows_hardware_and_wall_time(tmp_path):
+    make_run(tmp_path, "big", device="NVIDIA H100", world_size=8, wall_time_s=7200 * 3, tokens_seen=10**9)
+    s = tables.scale_frame(load_runs([tmp_path])).iloc[0]
+    assert s["device"] == "8 x NVIDIA H100" and s["wall_time"] == "6.0 h" and s["tokens_seen"] == 10**9
