@@ -43,6 +43,11 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("download-fsdd", help="download the Free Spoken Digit Dataset release (recordings/)")
     d.add_argument("--dest", required=True, help="folder; the WAVs land in DEST/recordings")
 
+    c = sub.add_parser("collect", help="copy finished runs into results/speech/ with curves.csv/.png, summary.csv")
+    c.add_argument("runs", nargs="+", help="run directories")
+    c.add_argument("--out", default="results/speech")
+    c.add_argument("--no-plot", action="store_true")
+
     sub.add_parser("presets", help="list the presets in configs/speech/")
     return p
 
@@ -65,6 +70,12 @@ def run(args) -> int:
     if args.cmd == "presets":
         from core.run.config import available_presets
         print("\n".join(available_presets("speech")))
+        return 0
+    if args.cmd == "collect":
+        from speech.collect import collect
+        for r in collect(args.runs, args.out, plot=not args.no_plot):
+            print(f"{r['preset']:<20} {r['model']:<14} {r['split']} {r['value']:.4f} nats/sample "
+                  f"({r['bits_per_sample']:.4f} bits)")
         return 0
     if args.cmd == "download-fsdd":
         from speech.datasets import download_fsdd

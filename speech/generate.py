@@ -33,11 +33,12 @@ def wavenet_generate_cached(model, n_samples: int, prime: torch.Tensor, generato
                             temperature: float = 1.0) -> torch.Tensor:
     """prime: [B, P] -> generated [B, n_samples], using the per-layer queues."""
     queues, logits = model.prefill(prime)
+    weights = model.step_weights()
     out, t = [], prime.shape[1]
     for _ in range(n_samples):
         tok = sample_token(logits, generator, temperature)
         out.append(tok)
-        logits = model.step(tok, queues, t)
+        logits = model.step(tok, queues, t, weights)
         t += 1
     return torch.stack(out, 1)
 

@@ -87,10 +87,10 @@ class WaveNet(nn.Module):
 
     # --- incremental generation -----------------------------------------------------------------------------
     def init_queues(self, batch_size: int, device=None, dtype=None) -> list[torch.Tensor]:
-        """Per layer i a queue [B, R, (k-1) * d_i] of past layer inputs; zeros = the causal zero padding."""
+        """Per layer i a queue [B, (k-1) * d_i, R] of past layer inputs; zeros = the causal zero padding."""
         dtype = dtype or self.embed.weight.dtype
         R, k = self.cfg.residual_channels, self.cfg.kernel_size
-        return [torch.zeros(batch_size, R, (k - 1) * d, device=device, dtype=dtype) for d in self.cfg.dilations]
+        return [torch.zeros(batch_size, (k - 1) * d, R, device=device, dtype=dtype) for d in self.cfg.dilations]
 
     def prefill(self, tokens: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Queues after reading tokens: [B, P] in one parallel pass; returns (queues, logits of the last step [B, V]).
@@ -101,28 +101,43 @@ class WaveNet(nn.Module):
         logits, inputs = self.forward(tokens, return_layer_inputs=True)
         queues = []
         for x, q in zip(inputs, self.init_queues(B, tokens.device, inputs[0].dtype)):
-            L = q.shape[2]
+            L = q.shape[1]
             n = min(L, P)
             times = torch.arange(P - n, P, device=tokens.device)
-            q[:, :, times % L] = x[:, :, P - n:]
+            q[:, times % L] = x[:, :, P - n:].transpose(1, 2)
             queues.append(q)
         return queues, logits[:, -1]
 
+    def step_weights(self) -> list[tuple[torch.Tensor, ...]]:
+        """Per layer the matrices one generation step needs, fused so a step is two matmuls per layer:
+        (dilated [k R, 2D] with taps oldest first, its bias [2D], residual+skip [D, R + S], their bias [R + S])."""
+        out = []
+        for conv, res, skip in zip(self.dilated, self.residual, self.skip):
+            w = conv.weight.permute(2, 1, 0).reshape(-1, conv.weight.shape[0])  # [k, R, 2D] -> [k R, 2D]
+            rs = torch.cat([res.weight[:, :, 0], skip.weight[:, :, 0]], 0).t()  # [D, R + S]
+            out.append((w.contiguous(), conv.bias, rs.contiguous(), torch.cat([res.bias, skip.bias])))
+        return out
+
     @torch.no_grad()
-    def step(self, token: torch.Tensor, queues: list[torch.Tensor], t: int) -> torch.Tensor:
-        """One sample at time t. token: [B] int64; queues updated in place. Returns logits [B, V].
+    def step(self, token: torch.Tensor, queues: list[torch.Tensor], t: int,
+             weights: list[tuple[torch.Tensor, ...]] | None = None) -> torch.Tensor:
+        """One sample at time t. token: [B] int64; queues updated in place; weights from `step_weights()`
+        (computed here if not given; pass them when stepping many times). Returns logits [B, V].
 
         Queue i, length L = (k-1) d_i, holds the input at time s in slot s % L, so the inputs at t - m d_i
         (m = 1..k-1) sit at (t - m d_i) % L; the current input then overwrites the oldest slot, t % L.
         """
-        k = self.cfg.kernel_size
-        x = self.embed(token).unsqueeze(2)  # [B, R, 1]
-        skips = x.new_zeros(x.shape[0], self.cfg.skip_channels, 1)
-        for i, (d, q) in enumerate(zip(self.cfg.dilations, queues)):
-            L = q.shape[2]
-            taps = [q[:, :, (t - m * d) % L] for m in range(k - 1, 0, -1)] + [x[:, :, 0]]  # oldest tap first
-            w = self.dilated[i].weight  # [2D, R, k]
-            conv = sum(F.linear(tap, w[:, :, j]) for j, tap in enumerate(taps)) + self.dilated[i].bias
-            q[:, :, t % L] = x[:, :, 0]
-            x, skips = self._layer(i, x, conv.unsqueeze(2), skips)
-        return self._head(skips)[:, 0]
+        k, R = self.cfg.kernel_size, self.cfg.residual_channels
+        weights = weights or self.step_weights()
+        x = self.embed(token)  # [B, R]
+        skips = None
+        for d, q, (w, b, rs_w, rs_b) in zip(self.cfg.dilations, queues, weights):
+            L = q.shape[1]
+            taps = torch.cat([q[:, (t - m * d) % L] for m in range(k - 1, 0, -1)] + [x], 1)  # [B, k R]
+            f, g = torch.addmm(b, taps, w).chunk(2, dim=1)
+            q[:, t % L] = x
+            rs = torch.addmm(rs_b, torch.tanh(f) * torch.sigmoid(g), rs_w)
+            x = x + rs[:, :R]
+            skips = rs[:, R:] if skips is None else skips + rs[:, R:]
+        h = F.relu(F.linear(F.relu(skips), self.head1.weight[:, :, 0], self.head1.bias))
+        return F.linear(h, self.head2.weight[:, :, 0], self.head2.bias)

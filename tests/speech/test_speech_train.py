@@ -48,6 +48,12 @@ def test_cli_train_eval_sample_writes_run_dir_and_wav(tmp_path):
     assert speech_main(["sample", "--run", str(run), "--seconds", "0.01", "--out", str(out)]) == 0
     x, rate = sf.read(out)
     assert rate == 8000 and x.shape == (80,)
+    assert speech_main(["collect", str(run), "--out", str(tmp_path / "results")]) == 0
+    res_dir = tmp_path / "results"
+    assert json.loads((res_dir / "cpu-synth" / "results.json").read_text())["split"] == "valid"
+    rows = (res_dir / "curves.csv").read_text().splitlines()
+    assert rows[0] == "preset,model,split,step,samples,nats,bits" and len(rows) == 1 + 3 + 1  # 3 train + 1 valid
+    assert (res_dir / "curves.png").read_bytes()[:4] == b"\x89PNG"
     # a second train into the same directory refuses instead of overwriting
     assert speech_main(["train", "--preset", "cpu-synth", "--run-dir", str(run), *sets]) == 2
 

@@ -1,0 +1,77 @@
+"""`ctbench speech collect`: copy finished runs' results into results/speech/ with learning curves (Figure 4).
+
+For each run directory: results.json and metrics.jsonl are copied to OUT/<preset>/; OUT/curves.csv holds every
+metrics line (preset, model, split, step, samples, nats, bits), OUT/summary.csv one row per run, and
+OUT/curves.png held-out bits per sample against training steps (training loss dashed), one line per model.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from core.run import atomic_write_text, read_json, read_jsonl
+from core.run.io import atomic_write_bytes
+
+SUMMARY_KEYS = ("preset", "model", "dataset", "split", "value", "bits_per_sample", "params", "steps", "tokens_seen",
+                "wall_time_s", "valid_nll_nats", "eval_seconds", "samples_scored", "device")
+
+
+def to_csv(rows: list[dict], keys: list[str] | tuple[str, ...]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(keys), extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def collect(run_dirs: list[str | Path], out: str | Path, plot: bool = True) -> list[dict]:
+    """Copy each run's results and curves into `out`; returns the summary rows."""
+    out = Path(out)
+    summary, curves = [], []
+    for run in map(Path, run_dirs):
+        if not (run / "results.json").is_file():
+            raise ValueError(f"{run}: no results.json (train the run to the end, or `ctbench speech eval --run {run}`)")
+        res = read_json(run / "results.json")
+        lines = read_jsonl(run / "metrics.jsonl")
+        dest = out / res["preset"]
+        atomic_write_text(dest / "results.json", (run / "results.json").read_text())
+        atomic_write_text(dest / "metrics.jsonl", (run / "metrics.jsonl").read_text())
+        summary.append(res)
+        curves += [{"preset": res["preset"], "model": res["model"], "split": r["split"], "step": r["step"],
+                    "samples": r["tokens"], "nats": r["loss"], "bits": r["bits"]} for r in lines]
+    atomic_write_text(out / "summary.csv", to_csv(summary, SUMMARY_KEYS))
+    atomic_write_text(out / "curves.csv", to_csv(curves, ("preset", "model", "split", "step", "samples", "nats",
+                                                          "bits")))
+    if plot:
+        plot_curves(curves, out / "curves.png")
+    return summary
+
+
+def plot_curves(curves: list[dict], path: Path) -> None:
+    """Held-out (solid) and training (dashed) bits per sample against steps, one colour per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    presets = list(dict.fromkeys(c["preset"] for c in curves))
+    for i, preset in enumerate(presets):
+        colour = f"C{i}"
+        for split, style in (("valid", "-"), ("train", "--")):
+            pts = [(c["step"], c["bits"]) for c in curves if c["preset"] == preset and c["split"] == split]
+            if pts:
+                model = next(c["model"] for c in curves if c["preset"] == preset)
+                ax.plot(*zip(*pts), style, color=colour, marker="o" if split == "valid" else None, markersize=3,
+                        label=f"{model} ({preset}) {'held-out' if split == 'valid' else 'train'}")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("bits per sample (8-bit mu-law)")
+    ax.set_title("Speech learning curves (cf. Rae et al. 2020, Figure 4)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
