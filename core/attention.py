@@ -110,19 +110,18 @@ class RelativeMultiHeadAttention(nn.Module):
         k, v = self.project(x, slice(d, 3 * d)).unbind(0)        # [B, H, K, dh] each
         r = self.r_net(pos_emb).view(-1, self.n_heads, self.d_head).transpose(0, 1)   # [H, K, dh]
 
-        position = rel_shift(torch.matmul(q + self.r_r_bias[:, None], r.transpose(-1, -2)))  # BD: [B, H, T, K]
+        # The scale goes into the queries, so the [B, H, T, K] scores are built in place, once.
+        q_u, q_v = (q + self.r_w_bias[:, None]) * self.scale, (q + self.r_r_bias[:, None]) * self.scale
+        position = rel_shift(torch.matmul(q_v, r.transpose(-1, -2)))                 # BD: [B, H, T, K]
         if h.is_cuda and not need_weights:
             # Fused kernel on GPUs: the position term enters as an additive bias of the content scores.
-            bias = (position * self.scale).masked_fill(~mask, float("-inf"))
-            ctx = F.scaled_dot_product_attention(q + self.r_w_bias[:, None], k, v, attn_mask=bias,
-                                                 dropout_p=self.dropatt.p if self.training else 0.0,
-                                                 scale=self.scale)
+            bias = position.masked_fill(~mask, float("-inf"))
+            ctx = F.scaled_dot_product_attention(q_u, k, v, attn_mask=bias, scale=1.0,
+                                                 dropout_p=self.dropatt.p if self.training else 0.0)
             probs = None
         else:
-            content = torch.matmul(q + self.r_w_bias[:, None], k.transpose(-1, -2))  # AC: [B, H, T, K]
-            scores = (content + position) * self.scale
-            scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-            probs = torch.softmax(scores, dim=-1)
+            scores = torch.matmul(q_u, k.transpose(-1, -2)).add_(position)          # AC + BD
+            probs = torch.softmax(scores.masked_fill_(~mask, torch.finfo(scores.dtype).min), dim=-1)
             ctx = torch.matmul(self.dropatt(probs), v)                                # [B, H, T, dh]
         out = self.out(ctx.transpose(1, 2).reshape(h.shape))
         return out, probs, q, k, v

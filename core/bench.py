@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import resource
 import sys
 import time
@@ -109,6 +110,9 @@ def _child(queue, spec, name, device, steps, warmup, threads):
 
 
 def run(spec: dict, device: str, steps: int, warmup: int, threads: int | None = None) -> dict:
+    # glibc keeps freed activation memory of past steps unless told to trim it; the children inherit this
+    # (a user's training run can set the same variable).
+    os.environ.setdefault("MALLOC_TRIM_THRESHOLD_", "0")
     ctx = mp.get_context("spawn")
     rows = []
     for name in ("transformerxl", "compressive"):
@@ -123,6 +127,7 @@ def run(spec: dict, device: str, steps: int, warmup: int, threads: int | None = 
     for row in rows:
         row["matmul_fraction"] = row["flops_per_token"] * row["tokens_per_s"] / rate
     return dict(device=device, spec=spec, matmul_flops=rate, threads=torch.get_num_threads(), rows=rows,
+                malloc_trim_threshold=os.environ["MALLOC_TRIM_THRESHOLD_"],
                 step_ratio=rows[1]["step_ms"] / rows[0]["step_ms"])
 
 
@@ -131,7 +136,8 @@ def format_table(result: dict) -> str:
     lines = [f"ctbench bench core on {result['device']} ({result['threads']} threads): d={spec['d_model']} "
              f"l={spec['n_layers']} H={spec['n_heads']} ff={spec['d_ff']} T={spec['window']} B={spec['batch']} "
              f"n_m={spec['mem_len']} n_cm={spec['cmem_len']} c={spec['rate']}, conv + attention-reconstruction",
-             f"plain {2048}x{2048} matmul: {result['matmul_flops'] / 1e9:.1f} GFLOP/s",
+             f"plain 2048x2048 matmul: {result['matmul_flops'] / 1e9:.1f} GFLOP/s; "
+             f"MALLOC_TRIM_THRESHOLD_={result['malloc_trim_threshold']}",
              "",
              "| model | memory / compressed | params (non-emb) | tokens/s | step ms | peak MiB | FLOP/s / matmul |",
              "|---|---|---|---|---|---|---|"]

@@ -64,8 +64,8 @@ class CompressiveLayer(nn.Module):
         t = h.shape[1]
         cmem = self._refresh_bptt_slots(lm)
         prefix = torch.cat([cmem, lm.mem], dim=1)                              # [B, P, d]
+        # Always masked by validity: checking whether any slot is invalid would cost a device sync per layer.
         key_valid = torch.cat([lm.cmem_valid, lm.mem_valid], dim=1)
-        key_valid = None if bool(key_valid.all()) else key_valid
         mask = attention_mask(t, prefix.shape[1], same_length, key_valid, h.device)
         want_probs = need_weights or self.compression == "most_used"
 
