@@ -184,12 +184,22 @@ def schedule_frame(run: Run) -> tuple[pd.DataFrame, str]:
     return df.sort_values("step").reset_index(drop=True), source
 
 
+def schedule_label(run: Run) -> str:
+    start, period, _ = _config_schedule(run)
+    return "1 window per update" if not period or period == 1 else f"every {period} windows from step {start or 0}"
+
+
 def figure3(runs: list[Run]) -> Plot:
+    """Top: the learning rate and windows per update of one run (one with a reduced update frequency if
+    there is one). Bottom, as in the paper's Figure 3: training bits of that model under each schedule run."""
     cands = [r for r in runs if not r.metrics.empty and "lr" in r.metrics and r.domain in ("text", "")]
     if not cands:
         raise MissingInput("Figure 3 needs a text training run whose metrics.jsonl logs lr")
-    run = _pick(cands, 1)[0]
+    run = min(cands, key=lambda r: (schedule_label(r) == "1 window per update", r.model != "compressive", str(r.path)))
     df, source = schedule_frame(run)
+    peers = [r for r in cands if r.dataset == run.dataset and r.model == run.model
+             and r.results.get("compression") == run.results.get("compression")
+             and r.results.get("compression_loss") == run.results.get("compression_loss")]
     with_loss = "bits" in df and df["bits"].notna().any()
     fig = Figure(figsize=(6.5, 6.0 if with_loss else 3.6), layout="constrained")
     ax = fig.add_subplot(2 if with_loss else 1, 1, 1)
@@ -203,9 +213,13 @@ def figure3(runs: list[Run]) -> Plot:
     ax.set_title(f"Update-frequency schedule vs learning rate ({run.label}, {run.path.name})", fontsize=9)
     if with_loss:   # the paper's Figure 3 plots training BPC under each schedule
         ax3 = fig.add_subplot(2, 1, 2, sharex=ax)
-        ax3.plot(df.step, df.bits, color="#2ca02c")
+        for peer in sorted(peers, key=lambda r: str(r.path)):
+            d = schedule_frame(peer)[0]
+            if "bits" in d:
+                ax3.plot(d.step, d.bits, label=f"{schedule_label(peer)} ({peer.path.name})")
         ax3.set_xlabel("training step")
         ax3.set_ylabel("training bits per token")
+        ax3.legend(fontsize=7)
     return Plot("figure3_schedule", "Figure 3: update-frequency schedule against the learning rate", fig,
                 [f"update frequency from {source}",
                  "paper (Figure 3, Section 5.5.1): lowering the update frequency is preferable to decaying the lr"])

@@ -6,6 +6,7 @@ that the report prints instead of the table.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import tempfile
@@ -197,9 +198,12 @@ def sweeps(runs: list[Run]) -> list[Table]:
     groups: dict[tuple, list[Run]] = {}
     for r in ct:
         res = r.results
-        # one trained model evaluated several ways: same data, preset, size, compressor and split
-        key = (r.dataset, res.get("preset"), res.get("metric"), res.get("params"), res.get("compression"),
-               res.get("compression_loss"), res.get("compression_rate"), res.get("split"))
+        # one trained model evaluated several ways: the same training config (an evaluation copy keeps its
+        # run's config.toml), or without one the same preset, size and compressor; and the same split
+        trained = json.dumps({k: r.config.get(k) for k in ("model", "data", "train")}, sort_keys=True, default=str) \
+            if r.config else (res.get("preset"), res.get("params"), res.get("compression"),
+                              res.get("compression_loss"), res.get("compression_rate"))
+        key = (r.dataset, res.get("preset"), res.get("metric"), str(trained), res.get("split"))
         groups.setdefault(key, []).append(r)
     tables = []
     for (ds, preset, metric, *_), rs in sorted(groups.items(), key=lambda kv: str(kv[0])):

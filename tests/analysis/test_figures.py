@@ -148,3 +148,13 @@ def test_figure2_legend_of_a_transformerxl_lists_only_its_regions(tmp_path):
     make_run(tmp_path, "txl", model="transformerxl", analysis={"attention_stats.json": attention_stats(cmem=0)})
     ax = figures.figure2(load_runs([tmp_path])).figure.axes[0]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["memory", "window"]
+
+
+def test_figure3_compares_schedules_of_one_model(tmp_path):
+    make_run(tmp_path, "plain", config="[train]\nupdate_every = 1\n")
+    make_run(tmp_path, "every4", config="[train]\nupdate_every = 4\nupdate_every_after = 30\n")
+    make_run(tmp_path, "txl", model="transformerxl", config="[train]\nupdate_every = 1\n")
+    plot = figures.figure3(load_runs([tmp_path]))
+    assert "every4" in plot.figure.axes[0].get_title()          # the run with a schedule is the one shown
+    labels = [t.get_text() for t in plot.figure.axes[-1].get_legend().get_texts()]
+    assert labels == ["every 4 windows from step 30 (every4)", "1 window per update (plain)"]

@@ -186,3 +186,12 @@ def test_scale_shows_hardware_and_wall_time(tmp_path):
     make_run(tmp_path, "big", device="NVIDIA H100", world_size=8, wall_time_s=7200 * 3, tokens_seen=10**9)
     s = tables.scale_frame(load_runs([tmp_path])).iloc[0]
     assert s["device"] == "8 x NVIDIA H100" and s["wall_time"] == "6.0 h" and s["tokens_seen"] == 10**9
+
+
+def test_sweeps_keep_differently_trained_models_apart(tmp_path):
+    cfg = "[model]\nd_model = 32\n[train]\nupdate_every = 1\n"
+    make_run(tmp_path, "ct", config=cfg, value=1.1)
+    make_run(tmp_path, "ct_cmem32", config=cfg, value=1.0, cmem_len=32)
+    make_run(tmp_path, "ct_every4", config=cfg.replace("= 1", "= 4"), value=1.05, cmem_len=32)
+    [sweep] = tables.sweeps(load_runs([tmp_path]))
+    assert sorted(sweep.frame.run) == ["ct", "ct_cmem32"]
