@@ -51,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="auto")
     s.add_argument("--data-dir", default=None)
+    c = sub.add_parser("compare", help="a table of evaluated runs (longrange: bits by re-mention distance)")
+    c.add_argument("runs", nargs="+", help="run directories evaluated with `ctbench text eval`")
     return p
 
 
@@ -99,5 +101,8 @@ def _dispatch(args) -> int:
     if args.command == "sample":
         run.sample(args.run, args.prompt, tokens=args.tokens, temperature=args.temperature, seed=args.seed,
                    device=args.device, data_dir=args.data_dir)
+        return 0
+    if args.command == "compare":
+        print(run.compare_table(args.runs))
         return 0
     raise AssertionError(args.command)

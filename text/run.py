@@ -235,3 +235,30 @@ def sample(run_dir: str, prompt: str, tokens: int = 200, temperature: float = 1.
             last = torch.tensor([[nxt]], dtype=torch.long, device=dev)
     out.write("\n")
     return ds.vocab.decode(generated)
+
+
+# ---------------------------------------------------------------------------------------- compare
+def compare_table(run_dirs: list[str]) -> str:
+    """Markdown table of evaluated runs; for longrange, bits per token on re-mentions by distance."""
+    from core.run import read_json
+    rows, buckets = [], None
+    for d in run_dirs:
+        res = read_json(Path(d) / "results.json")
+        lr_path = Path(d) / "analysis" / "longrange.json"
+        lr = read_json(lr_path) if lr_path.exists() else None
+        if lr is not None and buckets is None:
+            buckets = [(b["lo"], b["hi"]) for b in lr["buckets"]]
+        rows.append((res, lr))
+    head = ["run", "model", "mem", "cmem", "c", f"{rows[0][0]['metric']} ({rows[0][0]['split']})"]
+    if buckets:
+        head += ["re-mentions"] + [f"d {lo}-{hi or ''}" for lo, hi in buckets] + ["floor (all)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    fmt = lambda v: "–" if v is None else f"{v:.3f}"
+    for d, (res, lr) in zip(run_dirs, rows):
+        cells = [Path(d).name, res["model"], str(res["mem_len"]), str(res["cmem_len"]),
+                 str(res["compression_rate"]), fmt(res["value"])]
+        if buckets:
+            cells += [fmt(lr["remention"]["bits"])] + [fmt(b["bits"]) for b in lr["buckets"]] \
+                + [fmt(lr["overall"]["floor_entropy_bits"])] if lr else ["–"] * (len(buckets) + 2)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -110,3 +110,11 @@ def test_lstm_baseline_trains(tmp_path, data_dir):
     assert res["model"] == "lstm" and res["mem_len"] == 0
     assert main(["eval", "--run", str(run), "--max-windows", "4"]) == 0
     assert torch.is_tensor(load_checkpoint(run / "checkpoints" / "latest.pt")["ranks"][0]["state"]["c"])
+
+
+def test_compare_table(trained, capsys):
+    assert main(["eval", "--run", str(trained), "--split", "test"]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(trained), str(trained)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 4 and "re-mentions" in lines[0] and "| compressive | 16 | 8 | 2 |" in lines[2]
