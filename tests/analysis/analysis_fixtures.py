@@ -55,12 +55,13 @@ def make_everything(root: Path) -> None:
     rng = np.random.default_rng(0)
     tl = {"loss": rng.uniform(1, 5, 400).astype(np.float32), "token": np.arange(400), "position": np.arange(400),
           "train_count": rng.integers(0, 30_000, 400)}
-    make_run(root, "text_ct", value=1.40, config="[optim]\nupdate_every = 2\nupdate_every_after = 20\n",
+    ct_config = "[train]\nupdate_every = 2\nupdate_every_after = 20\n"
+    make_run(root, "text_ct", value=1.40, config=ct_config,
              analysis={"attention_stats.json": attention_stats(), "compression_losses.json": {"per_layer": [0.1, 0.3]},
                        "longrange.json": lr, "token_losses.npz": tl})
     make_run(root, "text_txl", model="transformerxl", value=1.45, mem_len=24,
              analysis={"longrange.json": {**lr, "overall_bits": 1.6}, "token_losses.npz": tl})
-    make_run(root / "text_ct", "eval_cmem32", cmem_len=32, value=1.38)
+    make_run(root / "text_ct", "eval_cmem32", cmem_len=32, value=1.38, config=ct_config)   # an eval copy
     for model in ("compressive", "wavenet"):
         rows = [{"split": "valid", "step": s, "loss": 4.0 - s / 50, "lr": 1e-4} for s in range(0, 50, 10)]
         make_run(root, f"speech_{model}", domain="speech", model=model, dataset="synthetic-speech",
