@@ -29,7 +29,8 @@ def test_shipped_presets_are_the_three_of_the_issue():
 def test_smoke_plan_runs_every_domain_with_baselines_then_the_report(tmp_path):
     plan = dry_run("smoke", tmp_path)
     runs = tmp_path / "runs"
-    assert "cannot run" not in plan                      # smoke needs nothing but this checkout
+    assert [l for l in plan.splitlines() if "cannot run" in l] == [
+        "[6/10] text-ct-cuda: cannot run (needs 1 CUDA GPU (found 0))"]   # all else needs only this checkout
     for name in ("text-ct", "text-txl", "text-ct-eval", "text-ct-cmem256", "speech-ct", "speech-wavenet",
                  "rl-lstm", "rl-ct"):
         assert f"] {name}: run" in plan
