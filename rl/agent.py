@@ -2,7 +2,7 @@
 
     obs_t  --torso-->  e_t  --[e_t; onehot(a_{t-1}); clip(r_{t-1})]-->  x_t [B, d]
     x_t, state  --core-->  h_t, state'        (LSTM, or the Compressive Transformer over past steps)
-    h_t  --heads-->  policy logits [B, A], baseline V [B]
+    [h_t; x_t]  --MLP, heads-->  policy logits [B, A], baseline V [B]
 
 Every public call is time-major over an unroll: obs [T, B, ...], done [T, B] where done[t] marks that
 obs[t] is the first observation of a new episode, so the core resets that row's state before step t.
@@ -84,6 +84,10 @@ class Agent(nn.Module):
         self.torso = Torso(obs_shape, cfg.torso_dim)
         self.embed = nn.Linear(cfg.torso_dim + num_actions + 1, cfg.hidden)
         self.core = make_core(cfg)
+        # Heads read [core output; core input] through one hidden layer: the task's decision compares
+        # what memory holds (the cue) with what is in view (the objects), a product a linear head on a
+        # one-layer LSTM's output cannot form (supervised, it stayed at chance; with this head it learns).
+        self.head = nn.Sequential(nn.Linear(2 * cfg.hidden, cfg.hidden), nn.ReLU())
         self.policy = nn.Linear(cfg.hidden, num_actions)
         self.baseline = nn.Linear(cfg.hidden, 1)
 
@@ -102,6 +106,7 @@ class Agent(nn.Module):
         r = reward.float().clamp(-1, 1).unsqueeze(-1)
         x = self.embed(torch.cat([e, a, r], -1))
         h, state, aux = self.core(x, done, state)
+        h = self.head(torch.cat([h, x], -1))
         logits = self.policy(h)
         if sample:
             action = torch.multinomial(F.softmax(logits.reshape(T * B, -1).float(), -1), 1).view(T, B)

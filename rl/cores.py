@@ -27,6 +27,14 @@ class LSTMCore(nn.Module):
         super().__init__()
         self.hidden, self.layers = hidden, layers
         self.lstm = nn.LSTM(hidden, hidden, layers)
+        # Forget-gate bias 1 (Jozefowicz et al. 2015): the cell starts out remembering, which a memory
+        # task needs before any gradient has reached back to the cue. Gates are ordered (i, f, g, o).
+        with torch.no_grad():
+            for name, p in self.lstm.named_parameters():
+                if name.startswith("bias_ih"):
+                    p[hidden:2 * hidden].fill_(1.0)
+                elif name.startswith("bias_hh"):
+                    p[hidden:2 * hidden].zero_()
 
     def initial_state(self, batch_size: int, device=None) -> State:
         z = torch.zeros(batch_size, self.layers, self.hidden, device=device)
