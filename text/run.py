@@ -110,7 +110,7 @@ def train(preset: str | None, overrides: list[str], run_dir: str | None, resume:
                        "world_size": dist.world_size, "final_train_loss": summary["final_loss"],
                        "interrupted": summary["interrupted"], "source": "train (validation subset)"}
             write_results(run_path, results)
-        return {"run_dir": str(run_path), "summary": summary, "results": results}
+        return {"run_dir": str(run_path), "summary": summary, "results": results, "model": task.model}
     finally:
         dist.close()
 
