@@ -28,7 +28,7 @@ def default_prime(batch_size: int, length: int, device=None) -> torch.Tensor:
     return torch.full((batch_size, max(length, 1)), SILENCE, dtype=torch.int64, device=device)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def wavenet_generate_cached(model, n_samples: int, prime: torch.Tensor, generator: torch.Generator,
                             temperature: float = 1.0) -> torch.Tensor:
     """prime: [B, P] -> generated [B, n_samples], using the per-layer queues."""
@@ -43,7 +43,7 @@ def wavenet_generate_cached(model, n_samples: int, prime: torch.Tensor, generato
     return torch.stack(out, 1)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def wavenet_generate_naive(model, n_samples: int, prime: torch.Tensor, generator: torch.Generator,
                            temperature: float = 1.0) -> torch.Tensor:
     """prime: [B, P] -> generated [B, n_samples], recomputing the receptive field for every sample."""
@@ -58,7 +58,7 @@ def wavenet_generate_naive(model, n_samples: int, prime: torch.Tensor, generator
     return torch.stack(out, 1)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def transformer_generate(model, n_samples: int, prime: torch.Tensor, generator: torch.Generator, window: int,
                          temperature: float = 1.0) -> torch.Tensor:
     """prime: [B, P] -> generated [B, n_samples] with a SpeechTransformer and its memories.

@@ -118,7 +118,7 @@ class WaveNet(nn.Module):
             out.append((w.contiguous(), conv.bias, rs.contiguous(), torch.cat([res.bias, skip.bias])))
         return out
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def step(self, token: torch.Tensor, queues: list[torch.Tensor], t: int,
              weights: list[tuple[torch.Tensor, ...]] | None = None) -> torch.Tensor:
         """One sample at time t. token: [B] int64; queues updated in place; weights from `step_weights()`
