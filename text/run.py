@@ -1,6 +1,7 @@
 """The text entry points behind `ctbench text train|eval|sample` (text/cli.py parses the arguments)."""
 from __future__ import annotations
 
+import io
 import math
 import sys
 import time
@@ -9,12 +10,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.run import (CheckpointError, ConfigError, DistContext, Trainer, atomic_write_json, atomic_write_text,
-                      dumps_toml, from_dict, load_checkpoint, load_config, load_toml, to_dict, write_results)
+from core.run import (ConfigError, DistContext, Trainer, apply_overrides, atomic_write_json, atomic_write_text,
+                      dumps_toml, from_dict, load_checkpoint, load_config, load_toml, read_json, resolve_device,
+                      to_dict, write_results)
+from core.run.checkpoint import check_fingerprint
+from core.run.io import atomic_write_bytes
 
 from .config import TextConfig
 from .evaluate import LN2, EvalResult, evaluate
-from .task import TextTask, build_model, fingerprint, load_dataset
+from .task import TextTask, fingerprint, load_dataset
 
 DOMAIN = "text"
 
@@ -37,7 +41,6 @@ def read_run_config(run_dir: Path, overrides: list[str] = ()) -> TextConfig:
     path = Path(run_dir) / "config.toml"
     if not path.exists():
         raise ConfigError(f"{path}: not found; is {run_dir} a text run directory (made by `ctbench text train`)?")
-    from core.run import apply_overrides
     try:
         return from_dict(TextConfig, apply_overrides(load_toml(path), list(overrides)))
     except ConfigError as e:
@@ -93,7 +96,6 @@ def train(preset: str | None, overrides: list[str], run_dir: str | None, resume:
         saved = run_path / "config.toml"
         if resume and saved.exists() and (run_path / "checkpoints" / "latest.pt").exists():
             # refuse before overwriting the run's config (the checkpoint itself is checked again on load)
-            from core.run.checkpoint import check_fingerprint
             check_fingerprint(run_path / "checkpoints" / "latest.pt", fingerprint(read_run_config(run_path), ds),
                               task.fingerprint())
         if dist.is_main:
@@ -141,7 +143,6 @@ def evaluate_run(run_dir: str, split: str | None = None, mem_len: int | None = N
                  cmem_len: int | None = None, save_analysis: bool = False, dynamic_eval: bool = False,
                  batch_size: int | None = None, max_windows: int = 0, device: str = "auto",
                  data_dir: str | None = None, progress: bool = False) -> dict:
-    from core.run import resolve_device
     dev = resolve_device(device)
     overrides = [f"data.data_dir={data_dir}"] if data_dir else []
     cfg, ds, task, ckpt = load_run(run_dir, dev, overrides)
@@ -182,14 +183,12 @@ def evaluate_run(run_dir: str, split: str | None = None, mem_len: int | None = N
 
 
 def write_analysis(folder: Path, r: EvalResult, ds) -> None:
-    import io
     arrays = {"loss": r.token_loss, "token": r.token, "position": r.position}
     counts = ds.train_counts
     if ds.unit == "word" and counts is not None:
         arrays["train_count"] = np.asarray(counts, dtype=np.int64)[r.token]
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    from core.run.io import atomic_write_bytes
     atomic_write_bytes(folder / "token_losses.npz", buf.getvalue())
     if r.attention is not None:
         atomic_write_json(folder / "attention_stats.json", r.attention)
@@ -202,7 +201,6 @@ def sample(run_dir: str, prompt: str, tokens: int = 200, temperature: float = 1.
            device: str = "auto", data_dir: str | None = None, out=None) -> str:
     """Feed the prompt through the model window by window, then generate one token at a time, the
     memory carrying everything seen so far (streams the text to `out` as it goes)."""
-    from core.run import resolve_device
     out = out or sys.stdout
     dev = resolve_device(device)
     cfg, ds, task, _ = load_run(run_dir, dev, [f"data.data_dir={data_dir}"] if data_dir else [])
@@ -240,7 +238,6 @@ def sample(run_dir: str, prompt: str, tokens: int = 200, temperature: float = 1.
 # ---------------------------------------------------------------------------------------- compare
 def compare_table(run_dirs: list[str]) -> str:
     """Markdown table of evaluated runs; for longrange, bits per token on re-mentions by distance."""
-    from core.run import read_json
     rows, buckets = [], None
     for d in run_dirs:
         res = read_json(Path(d) / "results.json")
