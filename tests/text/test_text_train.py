@@ -118,3 +118,12 @@ def test_compare_table(trained, capsys):
     assert main(["compare", str(trained), str(trained)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 4 and "re-mentions" in lines[0] and "| compressive | 16 | 8 | 2 |" in lines[2]
+
+
+def test_vanilla_transformer_baseline_runs(tmp_path, data_dir):
+    run = tmp_path / "vanilla"
+    assert main(["train", "--preset", "cpu-longrange", "--run-dir", str(run), "--data-dir", data_dir,
+                 *sets(TINY_LONGRANGE, TINY_MODEL, TINY_TRAIN,
+                       ["model.mem_len=0", "model.cmem_len=0", "train.steps=3"])]) == 0
+    res = json.loads((run / "results.json").read_text())
+    assert res["model"] == "transformer" and res["mem_len"] == 0 and res["compression"] == "none"
