@@ -96,3 +96,30 @@ def test_synthetic_corpus_config():
         SpeechDataConfig(dataset="librispeech")
     with pytest.raises(ValueError, match="data.path"):
         SpeechDataConfig(dataset="folder")
+
+
+def test_fsdd_download_unpacks_release_recordings(tmp_path):
+    """The release download path on a local file:// copy of the archive layout (no network in tests)."""
+    import tarfile
+
+    import soundfile as sf
+
+    from speech.datasets import download_fsdd, find_fsdd_recordings
+
+    src = tmp_path / "src" / "free-spoken-digit-dataset-1.0.10"
+    (src / "recordings").mkdir(parents=True)
+    for name in ("0_alice_0", "1_alice_7", "2_bob_30"):
+        sf.write(src / "recordings" / f"{name}.wav", np.zeros(800, np.float32), 8000, subtype="PCM_16")
+    (src / "README.md").write_text("not a recording")
+    archive = tmp_path / "release.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(src, arcname=src.name)
+    dest = tmp_path / "fsdd"
+    with pytest.raises(Exception, match="data.download=true"):
+        find_fsdd_recordings(dest)
+    got = download_fsdd(dest, url=archive.as_uri())
+    assert got == dest / "recordings" and sorted(p.name for p in got.iterdir()) == \
+        ["0_alice_0.wav", "1_alice_7.wav", "2_bob_30.wav"]
+    assert find_fsdd_recordings(dest) == got
+    corpus = load_corpus(SpeechDataConfig(dataset="fsdd", path=str(dest)))
+    assert [len(corpus.splits[s]) for s in ("train", "valid", "test")] == [1, 1, 1]
