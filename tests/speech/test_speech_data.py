@@ -123,3 +123,28 @@ def test_fsdd_download_unpacks_release_recordings(tmp_path):
     assert find_fsdd_recordings(dest) == got
     corpus = load_corpus(SpeechDataConfig(dataset="fsdd", path=str(dest)))
     assert [len(corpus.splits[s]) for s in ("train", "valid", "test")] == [1, 1, 1]
+
+
+def test_every_preset_loads_and_paper_sizes_are_near_40m():
+    from core.run.config import available_presets
+
+    from speech.config import load_speech_config
+    from speech.models import build_model, count_params
+
+    sizes = {}
+    for name in available_presets("speech"):
+        cfg = load_speech_config(name)
+        assert cfg.preset == name
+        with torch.device("meta"):
+            sizes[name] = count_params(build_model(cfg.model))[0]
+    assert abs(sizes["paper-transformerxl"] - 38.6e6) < 0.1e6
+    assert abs(sizes["paper-wavenet"] - 39.3e6) < 0.1e6
+    assert abs(sizes["paper-compressive"] - 50.4e6) < 0.1e6  # the same stack + 11.8M conv compressors
+    cfg = load_speech_config("paper-wavenet")
+    assert cfg.model.wavenet.dilations[:11] == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1]
+    assert cfg.model.wavenet.receptive_field == 3070
+    ct, txl = load_speech_config("paper-compressive"), load_speech_config("paper-transformerxl")
+    assert ct.model.window == 3840 and ct.model.transformer.n_layers == 20
+    assert ct.model.transformer.mem_len + ct.model.transformer.cmem_len == txl.model.transformer.mem_len
+    for name in ("cpu-fsdd", "cpu-fsdd-txl", "cpu-fsdd-wavenet"):  # comparable cpu models
+        assert 0.14e6 < sizes[name] < 0.18e6
