@@ -6,8 +6,6 @@
 """
 from __future__ import annotations
 
-import dataclasses
-import math
 import sys
 from pathlib import Path
 
