@@ -13,7 +13,7 @@ from speech.datasets import load_corpus
 from speech.models import build_model
 from speech.task import SpeechTask, evaluate, heldout_clips
 
-from conftest import TINY_CT, TINY_SYNTH, TINY_TRAIN, TINY_TXL, TINY_WN
+from speech_helpers import TINY_CT, TINY_SYNTH, TINY_TRAIN, TINY_TXL, TINY_WN
 
 
 @pytest.mark.parametrize("model", [TINY_CT, TINY_TXL, TINY_WN], ids=["compressive", "transformerxl", "wavenet"])
