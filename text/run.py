@@ -152,7 +152,7 @@ def evaluate_run(run_dir: str, split: str | None = None, mem_len: int | None = N
     model = task.model.with_memory_sizes(mem_len=None if mem_len < 0 else mem_len,
                                          cmem_len=None if cmem_len < 0 else cmem_len)
     tokens = ds.split(split)
-    longrange = cfg.data.dataset == "longrange"
+    longrange = cfg.data.dataset.startswith("longrange")   # longrange, longrange-topic
     t0 = time.time()
     r = evaluate(model, tokens, window=cfg.eval.window or cfg.data.window, device=dev,
                  batch_size=batch_size or cfg.eval.batch_size, max_windows=max_windows,

@@ -23,7 +23,7 @@ def load_dataset(cfg: TextConfig):
     d = cfg.data
     return prepare_dataset(d.dataset, data_dir(cfg), source=d.source or None, allow_partial=d.allow_partial,
                            vocab_size=d.vocab_size, seed=d.seed, max_books=d.max_books or None,
-                           longrange=d.longrange if d.dataset == "longrange" else None)
+                           longrange=d.longrange if d.dataset.startswith("longrange") else None)
 
 
 def build_model(cfg: TextConfig, vocab_size: int) -> LanguageModel:

@@ -17,7 +17,7 @@ from .longrange import LongRangeConfig
 from .vocab import Vocab
 
 DEFAULT_DATA_DIR = Path("~/.cache/ctbench")
-SPECS = ("enwik8", "wikitext103", "wikitext2", "pg19", "books:DIR", "longrange")
+SPECS = ("enwik8", "wikitext103", "wikitext2", "pg19", "books:DIR", "longrange", "longrange-topic")
 
 __all__ = ["prepare_dataset", "StreamBatcher", "Dataset", "DataError", "LongRangeConfig", "Vocab",
            "DEFAULT_DATA_DIR", "SPECS"]
@@ -28,14 +28,15 @@ def prepare_dataset(spec: str, data_dir=DEFAULT_DATA_DIR, source=None, allow_par
                     longrange: LongRangeConfig | None = None) -> Dataset:
     """Prepare `spec` once into `data_dir` (reusing a valid cache) and return the Dataset.
 
-    spec: "enwik8" | "wikitext103" | "wikitext2" | "pg19" | "books:DIR" | "longrange".
+    spec: "enwik8" | "wikitext103" | "wikitext2" | "pg19" | "books:DIR" | "longrange" | "longrange-topic".
     source: a local file or folder instead of the default download (enwik8: zip or raw file;
       wikitext: folder of wiki.*.tokens or the official zip; pg19: folder with train/ validation/ test/).
     allow_partial: accept incomplete data (an enwik8 prefix, WikiText without its train file, a PG-19
       subset); the manifest and `ds.partial` say so.
     vocab_size, seed: the sentencepiece vocabulary (pg19, books) and the longrange generator seed.
     max_books: use only this many books (books:DIR in total, pg19 per split) to keep tests quick.
-    longrange: the generator's configuration (default LongRangeConfig()).
+    longrange: the generator's configuration (default LongRangeConfig(); for longrange-topic, the same in
+      topic mode, default longrange.TOPIC_DEFAULT).
     """
     data_dir = Path(data_dir if data_dir is not None else DEFAULT_DATA_DIR).expanduser()
     if spec == "enwik8":
@@ -58,4 +59,8 @@ def prepare_dataset(spec: str, data_dir=DEFAULT_DATA_DIR, source=None, allow_par
         from . import longrange as lr
 
         return lr.prepare(data_dir, seed, longrange)
+    if spec == "longrange-topic":
+        from . import longrange as lr
+
+        return lr.prepare(data_dir, seed, lr.topic_config(longrange))
     raise ValueError(f"unknown dataset {spec!r}: use one of {', '.join(SPECS)}")

@@ -16,6 +16,17 @@ see back to the entity's previous mention pays log2(n_name) bits for each. Their
 mention is geometric-like, spanning tens to thousands of tokens: the regime where a TransformerXL's
 memory ends and the Compressive Transformer's compressed memory (Rae et al. 2020, Section 3) reaches.
 
+`mode = "topic"` (the `longrange-topic` corpus) tells a second story, one that a one-step content lookup
+solves (no induction circuit: the query is the `<ref>` marker, the key is "a topic token"):
+  * position 0 is `<doc>`, position 1 `<intro>`, position 2 the document's ONE topic token, uniform over
+    the `n_name` name tokens (log2 n_name bits to a model that cannot see it);
+  * then, repeatedly: a gap g is drawn (a bucket [gap_edges[k], gap_edges[k+1]) with weight
+    gap_weights[k], g uniform inside it), g - 2 filler tokens from the same Markov source, `<ref>` and the
+    topic token again, g tokens after the previous topic token; the document is cut at `doc_len`.
+The `<ref>` marker's probability at a free step is the gap distribution's hazard given the steps since the
+last mention, so the floor stays exact; the topic after `<ref>` is certain given the past, and its
+distance is g, the gap to the most recent mention (the nearest copy a model can read).
+
 `annotate` recovers, from the tokens alone, every position's true conditional entropy and surprisal
 under the story (the floor no model can beat) and the re-mention distance; `bucket_report` sets a
 model's per-token losses beside them (RUN_DIR/analysis/longrange.json).
@@ -37,6 +48,7 @@ from .vocab import SymbolVocab
 DOC, INTRO, REF = 0, 1, 2
 N_SPECIAL = 3
 DEFAULT_BUCKETS = (0, 64, 256, 512, 1024, 4096)
+MODES = ("entity", "topic")
 LN2 = math.log(2.0)
 ANNOTATIONS = ("distance", "entropy", "surprisal")  # the per-position arrays saved with a prepared split
 
@@ -56,15 +68,26 @@ class LongRangeConfig:
     train_docs: int = 512         # 2,097,152 training tokens with doc_len 4096
     valid_docs: int = 32
     test_docs: int = 32
+    # mode "topic" (`longrange-topic`): one topic per document, re-mentioned at gaps drawn from buckets
+    # (p_intro, p_ref, name_len, max_entities and recency_alpha are then unused; n_name = topic tokens)
+    mode: str = "entity"
+    gap_edges: tuple[int, ...] = (8, 64, 192, 320, 640, 1024)
+    gap_weights: tuple[float, ...] = (0.4, 0.15, 0.1, 0.25, 0.1)
 
     def __post_init__(self):
         checks = {
-            "n_filler": self.n_filler >= 1, "n_name": self.n_name >= self.max_entities,
+            "n_filler": self.n_filler >= 1, "n_name": self.n_name >= (self.max_entities if self.mode == "entity" else 1),
             "name_len": self.name_len >= 1, "doc_len": self.doc_len >= 2, "max_entities": self.max_entities >= 1,
             "p_intro": 0 < self.p_intro < 1, "p_ref": 0 <= self.p_ref < 1 and self.p_intro + self.p_ref < 1,
             "filler_branching": 1 <= self.filler_branching <= self.n_filler,
             "train_docs": self.train_docs >= 1, "valid_docs": self.valid_docs >= 1, "test_docs": self.test_docs >= 1,
+            "mode": self.mode in MODES,
         }
+        if self.mode == "topic":
+            e, w = list(self.gap_edges), list(self.gap_weights)
+            checks["gap_edges"] = len(e) >= 2 and e[0] >= 2 and all(a < b for a, b in zip(e, e[1:]))
+            checks["gap_weights"] = len(w) == len(e) - 1 and min(w, default=-1) >= 0 and sum(w) > 0
+            checks["doc_len"] = self.doc_len >= 3
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"LongRangeConfig: invalid {', '.join(bad)} ({dataclasses.asdict(self)})")
@@ -100,7 +123,57 @@ def vocabulary(cfg: LongRangeConfig) -> SymbolVocab:
 
 
 # ---------------------------------------------------------------------------------------------- sampling
+def _filler_walker(cfg: LongRangeConfig):
+    """walk(rnd, f, k, doc) -> f: appends k filler tokens of the Markov chain from state f to `doc`."""
+    T = filler_matrix(cfg)
+    succ = [np.flatnonzero(row).tolist() for row in T]
+    cum = [np.cumsum(row[np.flatnonzero(row)]).tolist() for row in T]
+    for c in cum:
+        c[-1] = 1.0  # guard against rounding leaving u >= cum[-1]
+
+    def walk(rnd: random.Random, f: int, k: int, doc: list) -> int:
+        for _ in range(k):
+            f = succ[f][bisect_right(cum[f], rnd.random())]
+            doc.append(N_SPECIAL + f)
+        return f
+    return walk
+
+
+def gap_probs(cfg: LongRangeConfig) -> np.ndarray:
+    """[gap_edges[-1]] P(gap = g) of the topic story (zero below gap_edges[0])."""
+    e, w = cfg.gap_edges, np.asarray(cfg.gap_weights, dtype=np.float64)
+    w = w / w.sum()
+    p = np.zeros(e[-1])
+    for k in range(len(w)):
+        p[e[k]:e[k + 1]] = w[k] / (e[k + 1] - e[k])
+    return p
+
+
 def generate(cfg: LongRangeConfig, n_docs: int, seed: int) -> np.ndarray:
+    """[n_docs * doc_len] token ids following the story of `cfg.mode` in the module docstring."""
+    return (_generate_topic if cfg.mode == "topic" else _generate_entity)(cfg, n_docs, seed)
+
+
+def _generate_topic(cfg: LongRangeConfig, n_docs: int, seed: int) -> np.ndarray:
+    rnd = random.Random(seed)
+    walk = _filler_walker(cfg)
+    gap_cum = np.cumsum(gap_probs(cfg)).tolist()
+    gap_cum[-1] = 1.0
+    n_doc = cfg.doc_len
+    out = np.empty(n_docs * n_doc, dtype=np.int64)
+    for d in range(n_docs):
+        topic = cfg.name_base + rnd.randrange(cfg.n_name)
+        doc = [DOC, INTRO, topic]
+        f = cfg.n_filler
+        while len(doc) < n_doc:
+            g = bisect_right(gap_cum, rnd.random())
+            f = walk(rnd, f, min(g - 2, n_doc - len(doc)), doc)
+            doc += [REF, topic]
+        out[d * n_doc:(d + 1) * n_doc] = doc[:n_doc]
+    return out
+
+
+def _generate_entity(cfg: LongRangeConfig, n_docs: int, seed: int) -> np.ndarray:
     """[n_docs * doc_len] token ids following the story in the module docstring.
 
     Equivalent to deciding each free step in turn, but faster: the number of filler tokens before the
@@ -108,11 +181,7 @@ def generate(cfg: LongRangeConfig, n_docs: int, seed: int) -> np.ndarray:
     chain per document because names do not move the chain's state.
     """
     rnd = random.Random(seed)
-    T = filler_matrix(cfg)
-    succ = [np.flatnonzero(row).tolist() for row in T]
-    cum = [np.cumsum(row[np.flatnonzero(row)]).tolist() for row in T]
-    for c in cum:
-        c[-1] = 1.0  # guard against rounding leaving u >= cum[-1]
+    walk = _filler_walker(cfg)
     L, E, base, n_doc = cfg.name_len, cfg.n_name, cfg.name_base, cfg.doc_len
     cw = [None] + [np.cumsum(choice_weights(cfg, m)).tolist() for m in range(1, cfg.max_entities + 1)]
     out = np.empty(n_docs * n_doc, dtype=np.int64)
@@ -128,9 +197,7 @@ def generate(cfg: LongRangeConfig, n_docs: int, seed: int) -> np.ndarray:
             p_e = p_i + p_r
             room = n_doc - len(doc)
             k = room if p_e == 0 else min(room, int(math.log(1.0 - rnd.random()) / math.log(1.0 - p_e)))
-            for _ in range(k):
-                f = succ[f][bisect_right(cum[f], rnd.random())]
-                doc.append(N_SPECIAL + f)
+            f = walk(rnd, f, k, doc)
             if k == room:
                 break
             if rnd.random() * p_e < p_i:
@@ -187,19 +254,16 @@ def annotate_tokens(tokens: np.ndarray, cfg: LongRangeConfig) -> dict[str, np.nd
     if not np.array_equal(np.flatnonzero(tok == DOC), np.flatnonzero(in_doc == 0)):
         raise ValueError(f"longrange stream: <doc> must open every {D}-token document and appear nowhere else")
     T = filler_matrix(cfg)
+    is_intro, is_ref = tok == INTRO, tok == REF
+    is_fill = (tok >= N_SPECIAL) & (tok < base)
+    f_prev = _last_before(is_fill, in_doc, tok - N_SPECIAL, cfg.n_filler)  # previous filler state
+    if cfg.mode == "topic":
+        return _annotate_topic(tok, cfg, T, in_doc, is_fill, is_ref, f_prev)
     free_h, lp_i, lp_r, lp_f = _free_step_tables(cfg, T)
 
     # m before each position: <intro> markers since the document start, not counting the current one
-    is_intro, is_ref = tok == INTRO, tok == REF
     c = np.cumsum(is_intro)
     m = c - is_intro - (c - is_intro)[pos - in_doc]
-    # previous filler state: forward-fill the last filler position within the document
-    is_fill = (tok >= N_SPECIAL) & (tok < base)
-    last = np.where(is_fill, pos, -1)
-    last[in_doc == 0] = pos[in_doc == 0]  # a barrier at each <doc>
-    last = np.maximum.accumulate(last)
-    prev = np.concatenate([[0], last[:-1]])
-    f_prev = np.where(is_fill[prev] & (in_doc > 0), tok[prev] - N_SPECIAL, cfg.n_filler)
 
     entropy = np.zeros(N)
     surprisal = np.zeros(N)
@@ -240,6 +304,55 @@ def annotate_tokens(tokens: np.ndarray, cfg: LongRangeConfig) -> dict[str, np.nd
             "config": dataclasses.asdict(cfg)}
 
 
+def _last_before(mask: np.ndarray, in_doc: np.ndarray, values: np.ndarray, empty):
+    """[N] values[s] at the last position s < t of the same document with mask[s] (`empty` if none)."""
+    pos = np.arange(len(mask))
+    last = np.where(mask, pos, -1)
+    last[in_doc == 0] = pos[in_doc == 0]  # a barrier at each <doc>
+    last = np.maximum.accumulate(last)
+    prev = np.concatenate([[0], last[:-1]])
+    return np.where(mask[prev] & (in_doc > 0), values[prev], empty)
+
+
+def _annotate_topic(tok, cfg: LongRangeConfig, T, in_doc, is_fill, is_ref, f_prev) -> dict:
+    """`annotate_tokens` for the topic story: a free step (filler or `<ref>`) j tokens after the last
+    topic token is `<ref>` with the gap's hazard h_j = P(g = j+1 | g >= j+1), else filler."""
+    N, base = len(tok), cfg.name_base
+    pos = np.arange(N)
+    is_topic = tok >= base
+    head = in_doc < 3
+    want = np.array([DOC, INTRO, -1])[in_doc[head]]
+    if np.any((tok[head] != want) & (want >= 0)) or np.any(~is_topic[head & (in_doc == 2)]):
+        raise ValueError("longrange-topic stream: every document must open with <doc> <intro> TOPIC")
+    p = gap_probs(cfg)
+    surv = p[::-1].cumsum()[::-1]                      # surv[g] = P(gap >= g)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        hazard = np.where(surv > 0, p / surv, 1.0)     # hazard[g] = P(gap = g | gap >= g)
+    hazard = np.append(hazard, 1.0)
+    last_topic = _last_before(is_topic, in_doc, pos, -1)
+    h = hazard[np.clip(pos - last_topic + 1, 0, len(hazard) - 1)]   # a `<ref>` here closes a gap of j + 1
+    hT = -np.where(T > 0, T * np.log2(np.where(T > 0, T, 1.0)), 0.0).sum(axis=1)   # [F+1] filler entropy
+
+    def xlog2(x):
+        return np.where(x > 0, x * np.log2(np.where(x > 0, x, 1.0)), 0.0)
+
+    free = (is_fill | is_ref) & ~head
+    entropy = np.zeros(N)
+    surprisal = np.zeros(N)
+    entropy[free] = (-xlog2(h) - xlog2(1 - h) + (1 - h) * hT[f_prev])[free]
+    with np.errstate(divide="ignore"):
+        surprisal[is_ref] = -np.log2(h[is_ref])
+        fill = is_fill & ~head
+        surprisal[fill] = -np.log2(1 - h[fill]) - np.log2(T[f_prev[fill], tok[fill] - N_SPECIAL])
+    intro_topic = head & (in_doc == 2)
+    entropy[intro_topic] = surprisal[intro_topic] = math.log2(cfg.n_name)
+    distance = np.full(N, -1, dtype=np.int64)
+    mention = is_topic & ~head
+    distance[mention] = (pos - last_topic)[mention]
+    return {"distance": distance, "entropy": entropy.astype(np.float32), "surprisal": surprisal.astype(np.float32),
+            "config": dataclasses.asdict(cfg)}
+
+
 def annotate(ds_or_tokens, split: str = "test", cfg: LongRangeConfig | None = None) -> dict[str, np.ndarray]:
     """Annotations of a longrange split (a prepared Dataset, read from its cache) or of a token array."""
     if isinstance(ds_or_tokens, Dataset):
@@ -255,7 +368,7 @@ def bucket_report(loss_nats, positions, annotations: dict, buckets=None, n_name:
     loss_nats: [N] a model's loss (nats) on the target token at each of `positions`, [N] indices of the
     targets in the annotated split (StreamBatcher.target_positions gives them). annotations: from
     `annotate`. buckets: [lo, hi) distance edges, the last bucket open-ended (default 0, 64, 256, 512,
-    1024, 4096). n_name: name token types, for `forgotten_name_bits` (default: from the annotations'
+    1024, 4096; for the topic story its gap buckets). n_name: name token types, for `forgotten_name_bits` (default: from the annotations'
     config). Returns a JSON-serialisable dict (RUN_DIR/analysis/longrange.json).
     """
     n_name = n_name or (annotations.get("config") or {}).get("n_name")
@@ -264,7 +377,8 @@ def bucket_report(loss_nats, positions, annotations: dict, buckets=None, n_name:
     dist = np.asarray(annotations["distance"])[pos]
     ent = np.asarray(annotations["entropy"], dtype=np.float64)[pos]
     sur = np.asarray(annotations["surprisal"], dtype=np.float64)[pos]
-    edges = list(buckets or DEFAULT_BUCKETS)
+    config = annotations.get("config") or {}
+    edges = list(buckets or (config["gap_edges"][:-1] if config.get("mode") == "topic" else DEFAULT_BUCKETS))
 
     def summary(mask) -> dict:
         n = int(mask.sum())
@@ -285,7 +399,8 @@ def bucket_report(loss_nats, positions, annotations: dict, buckets=None, n_name:
         "config": annotations.get("config"),
         "note": "bits = model loss / ln 2 on the target token; floor_* = the generator's true conditional "
                 "entropy / surprisal (no model can do better on average); remention = name tokens 2.. of a "
-                "re-mention, bucketed by distance to the entity's previous mention",
+                "re-mention (topic story: the topic token after <ref>), bucketed by distance to the previous "
+                "mention",
     }
 
 
@@ -304,7 +419,17 @@ def build(b: Builder, cfg: LongRangeConfig, seed: int) -> None:
                     remention_tokens=int((ann["distance"] >= 0).sum()))
 
 
+# The `longrange-topic` corpus's defaults: 64 topics (6 bits forgotten), ~8 mentions per 2,048 tokens.
+TOPIC_DEFAULT = LongRangeConfig(mode="topic", n_name=64, doc_len=2048, train_docs=256, valid_docs=16, test_docs=32)
+
+
+def topic_config(cfg: LongRangeConfig | None = None) -> LongRangeConfig:
+    """The `longrange-topic` spec's configuration: `cfg` in topic mode (TOPIC_DEFAULT when None)."""
+    return TOPIC_DEFAULT if cfg is None else dataclasses.replace(cfg, mode="topic")
+
+
 def prepare(data_dir: Path, seed: int, cfg: LongRangeConfig | None = None):
     cfg = cfg or LongRangeConfig()
-    params = {"dataset": "longrange", "seed": seed, "config": dataclasses.asdict(cfg)}
-    return load_or_build(data_dir, "longrange", "token", params, lambda b: build(b, cfg, seed))
+    name = "longrange-topic" if cfg.mode == "topic" else "longrange"
+    params = {"dataset": name, "seed": seed, "config": dataclasses.asdict(cfg)}
+    return load_or_build(data_dir, name, "token", params, lambda b: build(b, cfg, seed))
