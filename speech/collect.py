@@ -38,38 +38,44 @@ def collect(run_dirs: list[str | Path], out: str | Path, plot: bool = True) -> l
         atomic_write_text(dest / "results.json", (run / "results.json").read_text())
         atomic_write_text(dest / "metrics.jsonl", (run / "metrics.jsonl").read_text())
         summary.append(res)
-        curves += [{"preset": res["preset"], "model": res["model"], "split": r["split"], "step": r["step"],
+        curves += [{"preset": res["preset"], "model": res["model"], "dataset": res["dataset"], "split": r["split"],
+                    "step": r["step"],
                     "samples": r["tokens"], "nats": r["loss"], "bits": r["bits"]} for r in lines]
     atomic_write_text(out / "summary.csv", to_csv(summary, SUMMARY_KEYS))
-    atomic_write_text(out / "curves.csv", to_csv(curves, ("preset", "model", "split", "step", "samples", "nats",
-                                                          "bits")))
+    atomic_write_text(out / "curves.csv", to_csv(curves, ("preset", "model", "dataset", "split", "step", "samples",
+                                                          "nats", "bits")))
     if plot:
         plot_curves(curves, out / "curves.png")
     return summary
 
 
 def plot_curves(curves: list[dict], path: Path) -> None:
-    """Held-out (solid) and training (dashed) bits per sample against steps, one colour per run."""
+    """Held-out (solid) and training (dashed) bits per sample against steps; one panel per dataset, one colour
+    per model."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
-    presets = list(dict.fromkeys(c["preset"] for c in curves))
-    for i, preset in enumerate(presets):
-        colour = f"C{i}"
-        for split, style in (("valid", "-"), ("train", "--")):
-            pts = [(c["step"], c["bits"]) for c in curves if c["preset"] == preset and c["split"] == split]
-            if pts:
-                model = next(c["model"] for c in curves if c["preset"] == preset)
-                ax.plot(*zip(*pts), style, color=colour, marker="o" if split == "valid" else None, markersize=3,
-                        label=f"{model} ({preset}) {'held-out' if split == 'valid' else 'train'}")
-    ax.set_xlabel("training step")
-    ax.set_ylabel("bits per sample (8-bit mu-law)")
-    ax.set_title("Speech learning curves (cf. Rae et al. 2020, Figure 4)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    datasets = list(dict.fromkeys(c["dataset"] for c in curves))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.2 * len(datasets), 3.8), dpi=100, squeeze=False)
+    colours = {}
+    for ax, dataset in zip(axes[0], datasets):
+        for preset in dict.fromkeys(c["preset"] for c in curves if c["dataset"] == dataset):
+            model = next(c["model"] for c in curves if c["preset"] == preset)
+            colour = colours.setdefault(model, f"C{len(colours)}")
+            for split, style in (("valid", "-"), ("train", "--")):
+                pts = [(c["step"], c["bits"]) for c in curves if c["preset"] == preset and c["split"] == split]
+                if pts:
+                    ax.plot(*zip(*pts), style, color=colour, marker="o" if split == "valid" else None,
+                            markersize=3, alpha=1.0 if split == "valid" else 0.5,
+                            label=f"{model} ({'held-out' if split == 'valid' else 'train'})")
+        ax.set_title(f"{dataset}", fontsize=10)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("bits per sample (8-bit mu-law)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("Speech learning curves (cf. Rae et al. 2020, Figure 4)", fontsize=11)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

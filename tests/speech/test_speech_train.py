@@ -52,7 +52,7 @@ def test_cli_train_eval_sample_writes_run_dir_and_wav(tmp_path):
     res_dir = tmp_path / "results"
     assert json.loads((res_dir / "cpu-synth" / "results.json").read_text())["split"] == "valid"
     rows = (res_dir / "curves.csv").read_text().splitlines()
-    assert rows[0] == "preset,model,split,step,samples,nats,bits" and len(rows) == 1 + 3 + 1  # 3 train + 1 valid
+    assert rows[0] == "preset,model,dataset,split,step,samples,nats,bits" and len(rows) == 1 + 3 + 1  # 3 train + 1 valid
     assert (res_dir / "curves.png").read_bytes()[:4] == b"\x89PNG"
     # a second train into the same directory refuses instead of overwriting
     assert speech_main(["train", "--preset", "cpu-synth", "--run-dir", str(run), *sets]) == 2
