@@ -62,7 +62,7 @@ def test_on_policy_vtrace_is_the_n_step_return():
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_vtrace_matches_rlax(seed):
-    rlax = pytest.importorskip("rlax", reason="rlax (and jax) not installed: pip install 'ctbench[test-rl]'")
+    rlax = pytest.importorskip("rlax", reason="rlax (and jax) not installed: pip install rlax")
     import jax
     jax.config.update("jax_enable_x64", True)
     mu, pi, a, disc, r, v, boot = _random_inputs(seed)
