@@ -21,7 +21,8 @@ def measure(preset: str, actors: int, seconds: float, overrides: list[str]) -> d
                         "run.checkpoint_every_s=1e9", *overrides])
     with tempfile.TemporaryDirectory(prefix="ctbench-rl-bench-") as d:
         train(cfg, d, preset=preset, log=lambda *_: None)
-        lines = read_jsonl(f"{d}/metrics.jsonl")[1:]  # the first interval includes process start-up
+        lines = read_jsonl(f"{d}/metrics.jsonl")
+    lines = lines[1:] if len(lines) > 1 else lines  # the first interval includes process start-up
     if not lines:
         return {"actors": actors, "actor_fps": float("nan"), "learner_fps": float("nan"), "total_fps": float("nan")}
     mean = lambda k: sum(r[k] for r in lines if r.get(k)) / max(1, sum(1 for r in lines if r.get(k)))  # noqa: E731
