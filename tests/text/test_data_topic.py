@@ -149,7 +149,8 @@ def test_cpu_topic_pair_has_equal_attention_cost():
     assert ct.data.dataset == txl.data.dataset == "longrange-topic" and ct.data.longrange == txl.data.longrange
     assert ct.data.longrange.mode == "topic" and ct.model.name == "compressive" and txl.model.name == "transformerxl"
     assert txl.model.mem_len == ct.model.mem_len + ct.model.cmem_len and txl.model.cmem_len == 0
-    same = lambda m: {k: v for k, v in lr.dataclasses.asdict(m).items() if k not in ("mem_len", "cmem_len", "compression")}
+    unused = ("mem_len", "cmem_len", "compression")
+    same = lambda m: {k: v for k, v in lr.dataclasses.asdict(m).items() if k not in unused}
     assert same(ct.model) == same(txl.model) and ct.model.compression == "mean_pool"   # unused without cmem
     assert ct.train == txl.train and ct.data.window == txl.data.window
     assert ct.data.longrange == lr.TOPIC_DEFAULT        # `ctbench text prepare longrange-topic` makes this corpus

@@ -76,7 +76,8 @@ class LongRangeConfig:
 
     def __post_init__(self):
         checks = {
-            "n_filler": self.n_filler >= 1, "n_name": self.n_name >= (self.max_entities if self.mode == "entity" else 1),
+            "n_filler": self.n_filler >= 1,
+            "n_name": self.n_name >= (self.max_entities if self.mode == "entity" else 1),
             "name_len": self.name_len >= 1, "doc_len": self.doc_len >= 2, "max_entities": self.max_entities >= 1,
             "p_intro": 0 < self.p_intro < 1, "p_ref": 0 <= self.p_ref < 1 and self.p_intro + self.p_ref < 1,
             "filler_branching": 1 <= self.filler_branching <= self.n_filler,
@@ -331,11 +332,11 @@ def _annotate_topic(tok, cfg: LongRangeConfig, T, in_doc, is_fill, is_ref, f_pre
     hazard = np.append(hazard, 1.0)
     last_topic = _last_before(is_topic, in_doc, pos, -1)
     h = hazard[np.clip(pos - last_topic + 1, 0, len(hazard) - 1)]   # a `<ref>` here closes a gap of j + 1
-    hT = -np.where(T > 0, T * np.log2(np.where(T > 0, T, 1.0)), 0.0).sum(axis=1)   # [F+1] filler entropy
 
     def xlog2(x):
         return np.where(x > 0, x * np.log2(np.where(x > 0, x, 1.0)), 0.0)
 
+    hT = -xlog2(T).sum(axis=1)                         # [F+1] entropy of the filler after each state
     free = (is_fill | is_ref) & ~head
     entropy = np.zeros(N)
     surprisal = np.zeros(N)
@@ -368,8 +369,8 @@ def bucket_report(loss_nats, positions, annotations: dict, buckets=None, n_name:
     loss_nats: [N] a model's loss (nats) on the target token at each of `positions`, [N] indices of the
     targets in the annotated split (StreamBatcher.target_positions gives them). annotations: from
     `annotate`. buckets: [lo, hi) distance edges, the last bucket open-ended (default 0, 64, 256, 512,
-    1024, 4096; for the topic story its gap buckets). n_name: name token types, for `forgotten_name_bits` (default: from the annotations'
-    config). Returns a JSON-serialisable dict (RUN_DIR/analysis/longrange.json).
+    1024, 4096; for the topic story its gap buckets). n_name: name token types, for `forgotten_name_bits`
+    (default: from the annotations' config). Returns a JSON-serialisable dict (RUN_DIR/analysis/longrange.json).
     """
     n_name = n_name or (annotations.get("config") or {}).get("n_name")
     loss_bits = np.asarray(loss_nats, dtype=np.float64) / LN2
