@@ -13,7 +13,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     q = sub.add_parser("prepare", help="prepare a dataset into the cache")
-    q.add_argument("dataset", help="enwik8 | wikitext103 | wikitext2 | pg19 | books:DIR | longrange")
+    q.add_argument("dataset", help="enwik8 | wikitext103 | wikitext2 | pg19 | books:DIR | longrange | longrange-topic")
     q.add_argument("--data-dir", default=None, help="cache folder (default ~/.cache/ctbench)")
     q.add_argument("--source", default=None, help="local raw data instead of the download")
     q.add_argument("--allow-partial", action="store_true", help="accept a prefix / subset (flagged in results)")
