@@ -78,8 +78,9 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """dataset: enwik8 | wikitext103 | wikitext2 | pg19 | books:DIR | longrange | longrange-topic. window: tokens per
-    training window (n_s). reset_at_doc: empty a stream's memory when its window starts a new document."""
+    """dataset: enwik8 | wikitext103 | wikitext2 | pg19 | books:DIR | longrange | longrange-topic.
+    window: tokens per training window (n_s). reset_at_doc: empty a stream's memory when its window starts
+    a new document."""
     dataset: str = "longrange"
     window: int = 128
     data_dir: str = ""              # "" -> ~/.cache/ctbench (or $CTBENCH_DATA)
