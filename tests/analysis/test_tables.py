@@ -195,3 +195,26 @@ def test_sweeps_keep_differently_trained_models_apart(tmp_path):
     make_run(tmp_path, "ct_every4", config=cfg.replace("= 1", "= 4"), value=1.05, cmem_len=32)
     [sweep] = tables.sweeps(load_runs([tmp_path]))
     assert sorted(sweep.frame.run) == ["ct", "ct_cmem32"]
+
+
+def test_headline_calls_a_near_tie_no_evidence(tmp_path):
+    make_run(tmp_path, "ct", dataset="longrange", value=1.618)
+    make_run(tmp_path, "txl", model="transformerxl", dataset="longrange", value=1.6185)
+    make_run(tmp_path, "ct2", dataset="enwik8", value=1.20)
+    make_run(tmp_path, "txl2", model="transformerxl", dataset="enwik8", value=1.25)
+    notes = tables.headline(load_runs([tmp_path])).notes
+    assert any(n.startswith("longrange") and "NOT reproduced (a tie" in n for n in notes)
+    assert any(n.startswith("enwik8") and n.endswith("is reproduced at our scale") for n in notes)
+
+
+def test_longrange_makes_one_table_per_corpus(tmp_path):
+    make_run(tmp_path, "ct", analysis={"longrange.json": _text_longrange([0.5, 1.0, 2.0])})
+    make_run(tmp_path, "txl", model="transformerxl", analysis={"longrange.json": _text_longrange([0.5, 1.2, 6.0])})
+    make_run(tmp_path, "topic-ct", dataset="longrange-topic",
+             analysis={"longrange.json": _text_longrange([3.0, 5.0, 6.6])})
+    made = tables.longrange(load_runs([tmp_path]))
+    assert [t.name for t in made] == ["longrange", "longrange_longrange-topic"]
+    topic = made[1].frame.set_index("bucket")
+    assert list(topic.columns) == ["n", "compressive c=3", "entropy floor"]
+    assert topic.loc[">=512", "compressive c=3"] == 6.6
+    assert any("2 of 3 distance buckets (by more than 0.05 bits)" in n for n in made[0].notes)
