@@ -109,10 +109,13 @@ def _child(queue, spec, name, device, steps, warmup, threads):
     queue.put(measure(spec, name, device, steps, warmup))
 
 
-def run(spec: dict, device: str, steps: int, warmup: int, threads: int | None = None) -> dict:
-    # glibc keeps freed activation memory of past steps unless told to trim it; the children inherit this
-    # (a user's training run can set the same variable).
-    os.environ.setdefault("MALLOC_TRIM_THRESHOLD_", "0")
+def run(spec: dict, device: str, steps: int, warmup: int, threads: int | None = None,
+        malloc_trim: bool = False) -> dict:
+    # glibc keeps freed activation memory of past steps (peak RSS ~150 MiB higher at the reference size)
+    # unless told to trim it; trimming makes every step page-fault its activations back in (~1.6x slower
+    # on a 2-core VM), so it is opt-in. The children inherit the variable.
+    if malloc_trim:
+        os.environ["MALLOC_TRIM_THRESHOLD_"] = "0"
     ctx = mp.get_context("spawn")
     rows = []
     for name in ("transformerxl", "compressive"):
@@ -127,7 +130,7 @@ def run(spec: dict, device: str, steps: int, warmup: int, threads: int | None = 
     for row in rows:
         row["matmul_fraction"] = row["flops_per_token"] * row["tokens_per_s"] / rate
     return dict(device=device, spec=spec, matmul_flops=rate, threads=torch.get_num_threads(), rows=rows,
-                malloc_trim_threshold=os.environ["MALLOC_TRIM_THRESHOLD_"],
+                malloc_trim_threshold=os.environ.get("MALLOC_TRIM_THRESHOLD_", "glibc default"),
                 step_ratio=rows[1]["step_ms"] / rows[0]["step_ms"])
 
 
@@ -157,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="timed training steps per model")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--malloc-trim", action="store_true",
+                        help="set MALLOC_TRIM_THRESHOLD_=0 in the children: lower peak RSS, slower steps")
     parser.add_argument("--json", default=None, help="also write the result to this JSON file")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -165,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     config = args.config or ("gpu" if args.device == "cuda" else "reference")
     spec = dict(GPU if config == "gpu" else REFERENCE)
     steps = args.steps or (30 if args.device == "cuda" else 10)
-    result = run(spec, args.device, steps, args.warmup, args.threads)
+    result = run(spec, args.device, steps, args.warmup, args.threads, args.malloc_trim)
     print(format_table(result))
     if args.json:
         from .run.io import atomic_write_json
