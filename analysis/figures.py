@@ -77,7 +77,8 @@ def _pick(runs: list[Run], limit: int) -> list[Run]:
 
 
 def figure2(runs: list[Run], n_buckets: int = 6) -> Plot:
-    with_stats = [r for r in runs if r.analysis_file("attention_stats.json")]
+    # an LSTM has no attention to plot, whatever its evaluation wrote
+    with_stats = [r for r in runs if r.analysis_file("attention_stats.json") and r.model != "lstm"]
     if not with_stats:
         raise MissingInput("Figure 2 needs analysis/attention_stats.json (ctbench text eval --run DIR --save-analysis)")
     chosen = _pick(with_stats, 4)
