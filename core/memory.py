@@ -16,7 +16,7 @@ loads with ``torch.load(weights_only=True)``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -116,6 +116,3 @@ class Memory:
         except KeyError as missing:
             raise ValueError(f"memory state: missing entry {missing}; was it saved by Memory.state_dict()?") from None
         return Memory(layers)
-
-    def replace_layer(self, i: int, layer: LayerMemory) -> "Memory":
-        return replace(self, layers=self.layers[:i] + (layer,) + self.layers[i + 1:])

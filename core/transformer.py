@@ -10,6 +10,7 @@ With ``cmem_len=0`` steps 3-4 vanish and this is exactly the TransformerXL.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -100,7 +101,7 @@ class CompressiveLayer(nn.Module):
         if self.compressor is None or cmem_len == 0:
             # TransformerXL: the evicted memories are discarded.
             empty = LayerMemory.empty(b, h.shape[-1], h.device, h.dtype)
-            return replace_lm(empty, mem=mem, mem_valid=mem_valid,
+            return dataclasses.replace(empty, mem=mem, mem_valid=mem_valid,
                               usage_sum=usage_sum[:, n_evict:], usage_count=usage_count[:, n_evict:]), zero
 
         queue = torch.cat([lm.pending, full[:, :n_evict]], dim=1)              # oldest first
@@ -161,10 +162,6 @@ class CompressiveLayer(nn.Module):
         n_keep = min(lm.fresh.shape[1] // self.rate, lm.cmem.shape[1])
         recomputed = self.compressor(lm.fresh)[:, -n_keep:]
         return torch.cat([lm.cmem[:, :lm.cmem.shape[1] - n_keep], recomputed], dim=1)
-
-
-def replace_lm(lm: LayerMemory, **changes) -> LayerMemory:
-    return LayerMemory(**{**{name: getattr(lm, name) for name in lm.__dataclass_fields__}, **changes})
 
 
 class CompressiveTransformer(nn.Module):
