@@ -18,12 +18,14 @@ class EnvConfig:
     n_objects: int = 4
     cue_steps: int = 2
     choice_steps: int = 8
+    layout: str = "random"
 
     def kwargs(self) -> dict:
         if self.name != "nonmatching":
             return {}
         return {"delay": self.delay, "delay_mode": self.delay_mode, "obs": self.obs,
-                "n_objects": self.n_objects, "cue_steps": self.cue_steps, "choice_steps": self.choice_steps}
+                "n_objects": self.n_objects, "cue_steps": self.cue_steps, "choice_steps": self.choice_steps,
+                "layout": self.layout}
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,10 @@ match the first one. This gymnasium environment keeps exactly that structure, on
                      (reward `reward_correct` for the non-matching one, `reward_wrong` for the matching
                      one) and ends the episode; after `choice_steps` steps without a choice it times out.
 
-Only the cue phase shows the cue, so success needs memory of `cue_steps + delay` steps back. A policy
+Only the cue phase shows the cue, so success needs memory of `cue_steps + delay` steps back.
+`layout="random"` puts the two objects on random sides, so the choice is a comparison of memory and view
+(an XOR, as in the level); `layout="fixed"` keeps them in kind order, so the side to touch follows from
+the remembered cue alone: pure recall, which policy gradient finds far sooner on a small budget. A policy
 that picks a side at random scores (reward_correct + reward_wrong) / 2 per episode: that is chance.
 
 Observations: "symbolic" (float32 vector: phase one-hot, cue one-hot, left/right object one-hots,
@@ -41,18 +44,20 @@ class NonMatchingEnv(gym.Env):
     def __init__(self, delay: int = 4, delay_mode: str = "wait", obs: str = "symbolic",
                  n_objects: int = 4, cue_steps: int = 2, choice_steps: int = 8, size: int = 16,
                  reward_correct: float = 1.0, reward_wrong: float = 0.0, max_steps: int | None = None,
-                 render_mode: str | None = None):
+                 layout: str = "random", render_mode: str | None = None):
         if delay < 0:
             raise ValueError(f"nonmatching: delay must be >= 0, got {delay}")
         if delay_mode not in ("wait", "corridor"):
             raise ValueError(f"nonmatching: delay_mode must be 'wait' or 'corridor', got {delay_mode!r}")
         if obs not in ("symbolic", "pixels"):
             raise ValueError(f"nonmatching: obs must be 'symbolic' or 'pixels', got {obs!r}")
+        if layout not in ("random", "fixed"):
+            raise ValueError(f"nonmatching: layout must be 'random' or 'fixed', got {layout!r}")
         if not 2 <= n_objects <= len(_COLOURS):
             raise ValueError(f"nonmatching: n_objects must be in [2, {len(_COLOURS)}], got {n_objects}")
         if cue_steps < 1 or choice_steps < 1 or size < 8:
             raise ValueError("nonmatching: cue_steps and choice_steps must be >= 1 and size >= 8")
-        self.delay, self.delay_mode, self.obs_mode = delay, delay_mode, obs
+        self.delay, self.delay_mode, self.obs_mode, self.layout = delay, delay_mode, obs, layout
         self.n_objects, self.cue_steps, self.choice_steps, self.size = n_objects, cue_steps, choice_steps, size
         self.reward_correct, self.reward_wrong = float(reward_correct), float(reward_wrong)
         # A random walker needs ~4 steps per corridor cell; the limit leaves room for that.
@@ -75,7 +80,8 @@ class NonMatchingEnv(gym.Env):
         rng = self.np_random
         self._cue = int(rng.integers(self.n_objects))
         other = int((self._cue + rng.integers(1, self.n_objects)) % self.n_objects)
-        self._left, self._right = (self._cue, other) if rng.integers(2) == 0 else (other, self._cue)
+        swap = rng.integers(2) == 1 if self.layout == "random" else other < self._cue
+        self._left, self._right = (other, self._cue) if swap else (self._cue, other)
         self._phase, self._t, self._phase_t, self._pos = CUE, 0, 0, 0
         return self._observation(), self._info()
 

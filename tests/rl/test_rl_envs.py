@@ -70,11 +70,28 @@ def test_nonmatching_is_seeded():
     assert cues(c) != cues(d)
 
 
+@pytest.mark.parametrize("layout", ["random", "fixed"])
+def test_nonmatching_layout_decides_whether_the_view_matters(layout):
+    """fixed: objects in kind order, so the rewarded side is a function of the cue alone; random: both sides
+    occur for each cue (the choice needs memory and view)."""
+    env = NonMatchingEnv(delay=1, cue_steps=1, n_objects=2, layout=layout)
+    sides: dict[int, set[int]] = {0: set(), 1: set()}
+    for seed in range(40):
+        _, info = env.reset(seed=seed)
+        assert {env._left, env._right} == {0, 1}
+        if layout == "fixed":
+            assert (env._left, env._right) == (0, 1)
+        sides[info["cue"]].add(RIGHT if env._left == info["cue"] else LEFT)
+    assert sides == ({0: {RIGHT}, 1: {LEFT}} if layout == "fixed" else {0: {LEFT, RIGHT}, 1: {LEFT, RIGHT}})
+
+
 def test_nonmatching_rejects_bad_settings():
     with pytest.raises(ValueError, match="delay_mode"):
         NonMatchingEnv(delay_mode="teleport")
     with pytest.raises(ValueError, match="n_objects"):
         NonMatchingEnv(n_objects=1)
+    with pytest.raises(ValueError, match="layout"):
+        NonMatchingEnv(layout="diagonal")
 
 
 def test_dm_env_adapter_step_types_and_specs():
