@@ -262,7 +262,8 @@ def figure4(runs: list[Run]) -> Plot:
 # --------------------------------------------------------------------------- Figure 5
 def rl_frame(runs: list[Run], window: int = 5) -> tuple[pd.DataFrame, str]:
     """RL learning curves: return (human-normalised where every run logs it) against frames, smoothed
-    over `window` points, one row per logged point."""
+    over `window` points, one row per logged point. `task` tells the settings apart (the environment and,
+    where a run records it, its delay), so a short-delay check and the long-delay comparison never merge."""
     rl = [r for r in runs if r.domain == "rl" and not r.metrics.empty and "frames" in r.metrics]
     use_hn = bool(rl) and all("human_normalised" in r.metrics and r.metrics["human_normalised"].notna().any()
                               for r in rl)
@@ -274,27 +275,33 @@ def rl_frame(runs: list[Run], window: int = 5) -> tuple[pd.DataFrame, str]:
         d = r.metrics[["frames", y]].dropna().sort_values("frames")
         smooth = d[y].rolling(window, min_periods=1).mean()
         group = "LSTM" if r.model == "lstm" else f"c={r.results.get('compression_rate', '?')}"
-        rows += [{"run": r.path.name, "group": group, "frames": float(f), "y": float(v)}
-                 for f, v in zip(d["frames"], smooth)]
-    return pd.DataFrame(rows, columns=["run", "group", "frames", "y"]), y
+        delay = r.results.get("delay")
+        task = f"{r.dataset}, delay {delay}" if delay is not None else str(r.dataset)
+        rows += [{"run": r.path.name, "task": task, "delay": delay if delay is not None else -1, "group": group,
+                  "frames": float(f), "y": float(v)} for f, v in zip(d["frames"], smooth)]
+    return pd.DataFrame(rows, columns=["run", "task", "delay", "group", "frames", "y"]), y
 
 
 def figure5(runs: list[Run]) -> Plot:
     df, y = rl_frame(runs)
     if df.empty:
         raise MissingInput("Figure 5 needs rl runs whose metrics.jsonl logs frames and episode_return")
-    fig = Figure(figsize=(6.5, 3.8), layout="constrained")
-    ax = fig.add_subplot(1, 1, 1)
-    for group, g in df.groupby("group", sort=True):
-        # seeds of one compression rate: mean and spread on a common frame grid
-        grid = np.linspace(g.frames.min(), g.frames.max(), 100)
-        curves = np.stack([np.interp(grid, d.frames, d.y) for _, d in g.groupby("run")])
-        mean = curves.mean(axis=0)
-        line, = ax.plot(grid, mean, label=f"{group} ({len(curves)} run{'s' if len(curves) > 1 else ''})")
-        if len(curves) > 1:
-            ax.fill_between(grid, curves.min(axis=0), curves.max(axis=0), color=line.get_color(), alpha=0.2)
-    ax.set_xlabel("environment frames")
-    ax.set_ylabel("human-normalised score" if y == "human_normalised" else "episode return")
-    ax.set_title("Figure 5: RL learning curves by compression rate", fontsize=10)
-    ax.legend(fontsize=8)
+    tasks = df.sort_values(["delay", "task"]).task.unique().tolist()
+    fig = Figure(figsize=(6.5 if len(tasks) == 1 else 4.2 * len(tasks), 3.8), layout="constrained")
+    axes = fig.subplots(1, len(tasks), sharey=True, squeeze=False)[0]
+    for ax, task in zip(axes, tasks):
+        for group, g in df[df.task == task].groupby("group", sort=True):
+            # seeds of one compression rate: mean and spread on a common frame grid
+            grid = np.linspace(g.frames.min(), g.frames.max(), 100)
+            curves = np.stack([np.interp(grid, d.frames, d.y) for _, d in g.groupby("run")])
+            mean = curves.mean(axis=0)
+            line, = ax.plot(grid, mean, label=f"{group} ({len(curves)} run{'s' if len(curves) > 1 else ''})")
+            if len(curves) > 1:
+                ax.fill_between(grid, curves.min(axis=0), curves.max(axis=0), color=line.get_color(), alpha=0.2)
+        ax.set_xlabel("environment frames")
+        ax.set_title(f"Figure 5: RL learning curves by compression rate" if len(tasks) == 1 else task, fontsize=10)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("human-normalised score" if y == "human_normalised" else "episode return")
+    if len(tasks) > 1:
+        fig.suptitle("Figure 5: RL learning curves by compression rate", fontsize=10)
     return Plot("figure5_rl", "Figure 5: RL return against frames by compression rate", fig, [paper.RL_NOTE])

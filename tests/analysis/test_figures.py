@@ -111,6 +111,23 @@ def test_figure5_rl_groups_seeds_by_compression_rate(tmp_path):
     assert_real_png(plot.write(tmp_path / "out"))
 
 
+def test_figure5_keeps_tasks_with_different_delays_apart(tmp_path):
+    for delay, ret in ((1, 0.9), (8, 0.6)):
+        rows = [{"split": "train", "step": i, "frames": 100 * i, "episode_return": ret, "lr": 1e-4} for i in range(5)]
+        make_run(tmp_path, f"c4-d{delay}", domain="rl", metric="return", compression_rate=4, delay=delay,
+                 dataset="nonmatching", metrics=rows)
+    runs = load_runs([tmp_path])
+    df, _ = figures.rl_frame(runs, window=1)
+    assert sorted(df.task.unique()) == ["nonmatching, delay 1", "nonmatching, delay 8"]
+    plot = figures.figure5(runs)
+    axes = plot.figure.axes
+    assert [ax.get_title() for ax in axes] == ["nonmatching, delay 1", "nonmatching, delay 8"]
+    assert [[t.get_text() for t in ax.get_legend().get_texts()] for ax in axes] == [["c=4 (1 run)"]] * 2
+    assert axes[0].get_lines()[0].get_ydata()[-1] == pytest.approx(0.9)
+    assert axes[1].get_lines()[0].get_ydata()[-1] == pytest.approx(0.6)
+    assert_real_png(plot.write(tmp_path / "out"))
+
+
 def test_figures_without_inputs_raise_missing_input(tmp_path):
     make_run(tmp_path, "plain", metrics=[])
     runs = load_runs([tmp_path])
