@@ -110,12 +110,16 @@ def _child(queue, spec, name, device, steps, warmup, threads):
 
 
 def run(spec: dict, device: str, steps: int, warmup: int, threads: int | None = None,
-        malloc_trim: bool = False) -> dict:
-    # glibc keeps freed activation memory of past steps (peak RSS ~150 MiB higher at the reference size)
-    # unless told to trim it; trimming makes every step page-fault its activations back in (~1.6x slower
-    # on a 2-core VM), so it is opt-in. The children inherit the variable.
+        malloc_trim: bool = False, mmap_threshold_mib: float = 0.0) -> dict:
+    # glibc serves a freed large block's size from its heap from then on (its mmap threshold rises
+    # with each free), and that heap fragments: peak RSS ends ~150 MiB above the live memory at the
+    # reference size. A fixed threshold keeps activations in mmap'd blocks that go back to the OS
+    # at free; trimming the heap top instead re-faults every step's activations (~1.6x slower on a
+    # 2-core VM). The children inherit the variables.
     if malloc_trim:
         os.environ["MALLOC_TRIM_THRESHOLD_"] = "0"
+    if mmap_threshold_mib > 0:
+        os.environ["MALLOC_MMAP_THRESHOLD_"] = str(int(mmap_threshold_mib * 2 ** 20))
     ctx = mp.get_context("spawn")
     rows = []
     for name in ("transformerxl", "compressive"):
@@ -131,6 +135,7 @@ def run(spec: dict, device: str, steps: int, warmup: int, threads: int | None = 
         row["matmul_fraction"] = row["flops_per_token"] * row["tokens_per_s"] / rate
     return dict(device=device, spec=spec, matmul_flops=rate, threads=torch.get_num_threads(), rows=rows,
                 malloc_trim_threshold=os.environ.get("MALLOC_TRIM_THRESHOLD_", "glibc default"),
+                malloc_mmap_threshold=os.environ.get("MALLOC_MMAP_THRESHOLD_", "glibc default"),
                 step_ratio=rows[1]["step_ms"] / rows[0]["step_ms"])
 
 
@@ -140,7 +145,8 @@ def format_table(result: dict) -> str:
              f"l={spec['n_layers']} H={spec['n_heads']} ff={spec['d_ff']} T={spec['window']} B={spec['batch']} "
              f"n_m={spec['mem_len']} n_cm={spec['cmem_len']} c={spec['rate']}, conv + attention-reconstruction",
              f"plain 2048x2048 matmul: {result['matmul_flops'] / 1e9:.1f} GFLOP/s; "
-             f"MALLOC_TRIM_THRESHOLD_={result['malloc_trim_threshold']}",
+             f"MALLOC_TRIM_THRESHOLD_={result['malloc_trim_threshold']}, "
+             f"MALLOC_MMAP_THRESHOLD_={result.get('malloc_mmap_threshold', 'glibc default')}",
              "",
              "| model | memory / compressed | params (non-emb) | tokens/s | step ms | peak MiB | FLOP/s / matmul |",
              "|---|---|---|---|---|---|---|"]
@@ -162,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--malloc-trim", action="store_true",
                         help="set MALLOC_TRIM_THRESHOLD_=0 in the children: lower peak RSS, slower steps")
+    parser.add_argument("--mmap-threshold", type=float, default=0.0, metavar="MIB",
+                        help="fix glibc's mmap threshold in the children (e.g. 1): blocks at least this large "
+                             "return to the OS at free; 0 keeps glibc's adaptive threshold")
     parser.add_argument("--json", default=None, help="also write the result to this JSON file")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -170,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     config = args.config or ("gpu" if args.device == "cuda" else "reference")
     spec = dict(GPU if config == "gpu" else REFERENCE)
     steps = args.steps or (30 if args.device == "cuda" else 10)
-    result = run(spec, args.device, steps, args.warmup, args.threads, args.malloc_trim)
+    result = run(spec, args.device, steps, args.warmup, args.threads, args.malloc_trim, args.mmap_threshold)
     print(format_table(result))
     if args.json:
         from .run.io import atomic_write_json
