@@ -182,8 +182,14 @@ def table5(runs: list[Run]) -> Table:
                      "c": res.get("compression_rate"), "split": res.get("split"), "metric": res.get("metric"),
                      "ours": res["value"],
                      "paper_bpc": paper.table5_paper(comp, loss), "run": r.path.name})
-    df = pd.DataFrame(rows).sort_values(["dataset", "split", "metric", "ours"], ascending=[True, True, True, False],
-                                        kind="stable")
+    df = pd.DataFrame(rows)
+    # A dataset with a single compressor/loss setting is a main-result run, not part of a sweep: where some
+    # dataset has a sweep, only swept datasets are shown.
+    settings = df.groupby("dataset")[["compression", "compression_loss"]].apply(lambda g: len(g.drop_duplicates()))
+    if (settings > 1).any():
+        df = df[df.dataset.isin(settings[settings > 1].index)]
+        ct = [r for r in ct if r.dataset in set(df.dataset)]
+    df = df.sort_values(["dataset", "split", "metric", "ours"], ascending=[True, True, True, False], kind="stable")
     notes = ["paper: Table 5 (enwik8 test BPC, best c of 2/3/4 per row): " + ", ".join(
         f"{c}+{l} {v}" for (c, l), v in paper.TABLE5.items())]
     if df["compression"].nunique() * df["compression_loss"].nunique() < 2:
