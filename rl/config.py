@@ -1,7 +1,7 @@
 """RLConfig: the frozen dataclasses behind configs/rl/*.toml ([env] [agent] [impala] [run] sections)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from core.run.config import ConfigError, check_positive, load_config
 from rl.agent import AgentConfig
@@ -23,9 +23,8 @@ class EnvConfig:
     def kwargs(self) -> dict:
         if self.name != "nonmatching":
             return {}
-        return {"delay": self.delay, "delay_mode": self.delay_mode, "obs": self.obs,
-                "n_objects": self.n_objects, "cue_steps": self.cue_steps, "choice_steps": self.choice_steps,
-                "layout": self.layout}
+        # every field but the name is a NonMatchingEnv argument of the same name
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "name"}
 
 
 @dataclass(frozen=True)
