@@ -215,7 +215,7 @@ def figure3(runs: list[Run]) -> Plot:
     if with_loss:   # the paper's Figure 3 plots training BPC under each schedule
         ax3 = fig.add_subplot(2, 1, 2, sharex=ax)
         for peer in sorted(peers, key=lambda r: str(r.path)):
-            d = schedule_frame(peer)[0]
+            d = df if peer is run else schedule_frame(peer)[0]
             if "bits" in d:
                 ax3.plot(d.step, d.bits, label=f"{schedule_label(peer)} ({peer.path.name})")
         ax3.set_xlabel("training step")
@@ -299,7 +299,7 @@ def figure5(runs: list[Run]) -> Plot:
             if len(curves) > 1:
                 ax.fill_between(grid, curves.min(axis=0), curves.max(axis=0), color=line.get_color(), alpha=0.2)
         ax.set_xlabel("environment frames")
-        ax.set_title(f"Figure 5: RL learning curves by compression rate" if len(tasks) == 1 else task, fontsize=10)
+        ax.set_title("Figure 5: RL learning curves by compression rate" if len(tasks) == 1 else task, fontsize=10)
         ax.legend(fontsize=8)
     axes[0].set_ylabel("human-normalised score" if y == "human_normalised" else "episode return")
     if len(tasks) > 1:

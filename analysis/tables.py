@@ -187,8 +187,9 @@ def table5(runs: list[Run]) -> Table:
     # dataset has a sweep, only swept datasets are shown.
     settings = df.groupby("dataset")[["compression", "compression_loss"]].apply(lambda g: len(g.drop_duplicates()))
     if (settings > 1).any():
-        df = df[df.dataset.isin(settings[settings > 1].index)]
-        ct = [r for r in ct if r.dataset in set(df.dataset)]
+        swept = set(settings[settings > 1].index)
+        df = df[df.dataset.isin(swept)]
+        ct = [r for r in ct if r.dataset in swept]
     df = df.sort_values(["dataset", "split", "metric", "ours"], ascending=[True, True, True, False], kind="stable")
     notes = ["paper: Table 5 (enwik8 test BPC, best c of 2/3/4 per row): " + ", ".join(
         f"{c}+{l} {v}" for (c, l), v in paper.TABLE5.items())]
