@@ -14,6 +14,7 @@ memories: each compressed slot is one more position further back (Rae et al., 20
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -43,10 +44,13 @@ def rel_shift(x: torch.Tensor) -> torch.Tensor:
     (K - T) + i - j, the true distance of key j from query i. Entries with j > K - T + i are garbage
     and must be masked (they are the causal future).
     """
-    b, h, t, k = x.shape
-    padded = F.pad(x, (1, 0))                      # [B, H, T, K+1]
-    padded = padded.view(b, h, k + 1, t)           # reinterpret the memory layout
-    return padded[:, :, 1:].view(b, h, t, k)
+    return _shifted_view(F.pad(x, (1, 0)))         # [B, H, T, K+1]
+
+
+def _shifted_view(padded: torch.Tensor) -> torch.Tensor:
+    """[B, H, T, K+1] padded on the left -> the rel-shifted [B, H, T, K] view of it (no copy)."""
+    b, h, t, k1 = padded.shape
+    return padded.view(b, h, k1, t)[:, :, 1:].view(b, h, t, k1 - 1)   # reinterpret the memory layout
 
 
 def attention_mask(t: int, prefix: int, same_length: bool, key_valid: torch.Tensor | None,
@@ -66,6 +70,65 @@ def attention_mask(t: int, prefix: int, same_length: bool, key_valid: torch.Tens
         return allowed
     valid = torch.cat([key_valid, key_valid.new_ones(key_valid.shape[0], t)], dim=1)   # [B, K]
     return allowed[None, None] & valid[:, None, None, :]
+
+
+def _biased_queries(q, r_w_bias, r_r_bias, scale):
+    """q: [B, H, T, dh]; biases [H, dh] -> (q + u) * scale, (q + v) * scale, each [B, H, T, dh].
+    The scale goes into the queries, so the [B, H, T, K] scores are built in place, once."""
+    return (torch.add(q, r_w_bias[:, None]).mul_(scale), torch.add(q, r_r_bias[:, None]).mul_(scale))
+
+
+def _relative_scores(q_u, q_v, k, r, mask):
+    """Masked scores AC + BD: q_u, q_v [B, H, T, dh] (scaled); k [B, H, K, dh]; r [H, K, dh] -> [B, H, T, K]."""
+    # einsum batches over heads only, so r is not copied out over the batch.
+    position = rel_shift(torch.einsum("bhtd,hkd->bhtk", q_v, r))                   # BD
+    scores = torch.matmul(q_u, k.transpose(-1, -2)).add_(position)                 # AC + BD
+    return scores.masked_fill_(~mask, torch.finfo(scores.dtype).min)
+
+
+class RecomputedRelativeAttention(torch.autograd.Function):
+    """softmax(AC + BD) V that keeps only its inputs for backward and recomputes the [B, H, T, K]
+    probabilities there, as fused GPU kernels do: per layer it saves none of the B·H·T·K tensors (the
+    position term, the probabilities) nor the biased queries, for one more pair of matmuls in backward.
+    The CPU path without attention dropout uses it; its gradients equal the explicit path's
+    (tests/core/test_attention.py).
+
+    Inputs: q [B, H, T, dh] (unscaled), r_w_bias and r_r_bias [H, dh], scale (float), k and v
+    [B, H, K, dh], r [H, K, dh], mask bool [T, K] or [B, 1, T, K]. Output: [B, H, T, dh].
+    """
+
+    @staticmethod
+    def forward(ctx, q, r_w_bias, r_r_bias, scale, k, v, r, mask):
+        q_u, q_v = _biased_queries(q, r_w_bias, r_r_bias, scale)
+        probs = torch.softmax(_relative_scores(q_u, q_v, k, r, mask), dim=-1)
+        ctx.save_for_backward(q, r_w_bias, r_r_bias, k, v, r, mask)
+        ctx.scale = scale
+        return torch.matmul(probs, v)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, r_w_bias, r_r_bias, k, v, r, mask = ctx.saved_tensors
+        q_u, q_v = _biased_queries(q, r_w_bias, r_r_bias, ctx.scale)
+        probs = torch.softmax(_relative_scores(q_u, q_v, k, r, mask), dim=-1)
+        grad_v = torch.matmul(probs.transpose(-1, -2), grad_out)
+        # softmax backward: dS = P * (dP - rowsum(P * dP)); masked entries have P = 0, so dS = 0 there.
+        grad_scores = torch.matmul(grad_out, v.transpose(-1, -2))
+        grad_scores.sub_((grad_scores * probs).sum(-1, keepdim=True)).mul_(probs)
+        del probs
+        grad_q_u = torch.matmul(grad_scores, k)
+        grad_k = torch.matmul(grad_scores.transpose(-1, -2), q_u)
+        # Through the rel-shift: it is a view of the padded product, so its gradient is dS written back
+        # into that view, with the pad column dropped.
+        b, h, t, n = grad_scores.shape
+        padded = grad_scores.new_zeros(b, h, t, n + 1)
+        _shifted_view(padded).copy_(grad_scores)
+        grad_position = padded[..., 1:]
+        grad_q_v = torch.einsum("bhtk,hkd->bhtd", grad_position, r)
+        grad_r = torch.einsum("bhtk,bhtd->hkd", grad_position, q_v)
+        grad_q_u.mul_(ctx.scale)
+        grad_q_v.mul_(ctx.scale)
+        return (grad_q_u + grad_q_v, grad_q_u.sum((0, 2)), grad_q_v.sum((0, 2)), None, grad_k, grad_v, grad_r,
+                None)
 
 
 class RelativeMultiHeadAttention(nn.Module):
@@ -97,31 +160,39 @@ class RelativeMultiHeadAttention(nn.Module):
         b, n, _ = y.shape
         return y.view(b, n, -1, self.n_heads, self.d_head).permute(2, 0, 3, 1, 4)
 
-    def forward(self, h: torch.Tensor, prefix: torch.Tensor, pos_emb: torch.Tensor,
+    def forward(self, h: torch.Tensor, memories: Sequence[torch.Tensor], pos_emb: torch.Tensor,
                 mask: torch.Tensor, need_weights: bool = False):
-        """h: [B, T, d] window; prefix: [B, P, d] = [cmem; mem]; pos_emb: [K, d] for distances K-1..0;
-        mask: bool [T, K] or [B, 1, T, K] (True = allowed).
+        """h: [B, T, d] window; memories: the P positions before it, oldest first, in parts ([cmem, mem]:
+        [B, P_i, d] each); pos_emb: [K, d] for distances K-1..0; mask: bool [T, K] or [B, 1, T, K]
+        (True = allowed).
 
         Returns out [B, T, d], probs [B, H, T, K] (or None), q [B, H, T, dh], k and v [B, H, K, dh].
         """
         d = h.shape[-1]
-        x = torch.cat([prefix, h], dim=1) if prefix.shape[1] else h
-        q = self.project(h, slice(0, d))[0]                       # [B, H, T, dh]
-        k, v = self.project(x, slice(d, 3 * d)).unbind(0)        # [B, H, K, dh] each
+        # Each part is projected where it lies and the heads are joined along the key axis: k and v come
+        # out contiguous, so the matmuls below neither copy them nor keep a [cmem; mem; window] copy of
+        # the inputs for backward (the memories themselves are what the projection saves).
+        q = self.project(h, slice(0, d))[0]                                           # [B, H, T, dh]
+        parts = [self.project(x, slice(d, 3 * d)) for x in (*memories, h) if x.shape[1]]
+        k = torch.cat([p[0] for p in parts], dim=2)                                    # [B, H, K, dh]
+        v = torch.cat([p[1] for p in parts], dim=2)
         r = self.r_net(pos_emb).view(-1, self.n_heads, self.d_head).transpose(0, 1)   # [H, K, dh]
 
-        # The scale goes into the queries, so the [B, H, T, K] scores are built in place, once.
-        q_u, q_v = (q + self.r_w_bias[:, None]) * self.scale, (q + self.r_r_bias[:, None]) * self.scale
-        position = rel_shift(torch.matmul(q_v, r.transpose(-1, -2)))                 # BD: [B, H, T, K]
+        explicit = need_weights or (self.training and self.dropatt.p > 0) or torch.is_autocast_enabled("cpu")
         if h.is_cuda and not need_weights:
             # Fused kernel on GPUs: the position term enters as an additive bias of the content scores.
+            q_u, q_v = _biased_queries(q, self.r_w_bias, self.r_r_bias, self.scale)
+            position = rel_shift(torch.einsum("bhtd,hkd->bhtk", q_v, r))                 # BD: [B, H, T, K]
             bias = position.masked_fill(~mask, float("-inf"))
             ctx = F.scaled_dot_product_attention(q_u, k, v, attn_mask=bias, scale=1.0,
                                                  dropout_p=self.dropatt.p if self.training else 0.0)
             probs = None
+        elif not explicit:
+            ctx = RecomputedRelativeAttention.apply(q, self.r_w_bias, self.r_r_bias, self.scale, k, v, r, mask)
+            probs = None
         else:
-            scores = torch.matmul(q_u, k.transpose(-1, -2)).add_(position)          # AC + BD
-            probs = torch.softmax(scores.masked_fill_(~mask, torch.finfo(scores.dtype).min), dim=-1)
+            q_u, q_v = _biased_queries(q, self.r_w_bias, self.r_r_bias, self.scale)
+            probs = torch.softmax(_relative_scores(q_u, q_v, k, r, mask), dim=-1)        # [B, H, T, K]
             ctx = torch.matmul(self.dropatt(probs), v)                                # [B, H, T, dh]
         out = self.out(ctx.transpose(1, 2).reshape(h.shape))
         return out, probs, q, k, v

@@ -64,19 +64,19 @@ class CompressiveLayer(nn.Module):
         """
         t = h.shape[1]
         cmem = self._refresh_bptt_slots(lm)
-        prefix = torch.cat([cmem, lm.mem], dim=1)                              # [B, P, d]
+        n_prefix = cmem.shape[1] + lm.mem.shape[1]                              # P = n_cm + n_m keys before the window
         # Always masked by validity: checking whether any slot is invalid would cost a device sync per layer.
         key_valid = torch.cat([lm.cmem_valid, lm.mem_valid], dim=1)
-        mask = attention_mask(t, prefix.shape[1], same_length, key_valid, h.device)
+        mask = attention_mask(t, n_prefix, same_length, key_valid, h.device)
         want_probs = need_weights or self.compression == "most_used"
 
         if self.pre_ln:
-            a, probs, q, k, v = self.attn(self.ln_attn(h), self.ln_attn(prefix), pos_emb(prefix.shape[1] + t),
-                                          mask, want_probs)
+            a, probs, q, k, v = self.attn(self.ln_attn(h), (self.ln_attn(cmem), self.ln_attn(lm.mem)),
+                                          pos_emb(n_prefix + t), mask, want_probs)
             mid = h + self.drop(a)
             out = mid + self.drop(self.ff(self.ln_ff(mid)))
         else:
-            a, probs, q, k, v = self.attn(h, prefix, pos_emb(prefix.shape[1] + t), mask, want_probs)
+            a, probs, q, k, v = self.attn(h, (cmem, lm.mem), pos_emb(n_prefix + t), mask, want_probs)
             mid = self.ln_attn(h + self.drop(a))
             out = self.ln_ff(mid + self.drop(self.ff(mid)))
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from core import CompressiveTransformer, CTConfig
-from core.attention import attention_mask, rel_shift, sinusoid_positions
+from core.attention import (RecomputedRelativeAttention, RelativeMultiHeadAttention, attention_mask,
+                            rel_shift, relative_position_embedding, sinusoid_positions)
 
 
 def naive_relative_attention(attn, h, prefix, clamp_len=-1, same_length=False):
@@ -49,10 +50,9 @@ def test_relative_attention_matches_naive_reference(clamp_len, same_length):
     b, t, cm, m = 2, 5, 4, 6
     h = torch.randn(b, t, 16, dtype=torch.float64)
     prefix = torch.randn(b, cm + m, 16, dtype=torch.float64)     # [cmem; mem]
-    from core.attention import relative_position_embedding
     pos = relative_position_embedding(cm + m + t, 16, clamp_len, "cpu").double()
     mask = attention_mask(t, cm + m, same_length, None, "cpu")
-    out, probs, *_ = attn(h, prefix, pos, mask, need_weights=True)
+    out, probs, *_ = attn(h, (prefix[:, :cm], prefix[:, cm:]), pos, mask, need_weights=True)
     ref = naive_relative_attention(attn, h, prefix, clamp_len, same_length)
     torch.testing.assert_close(out, ref, rtol=1e-9, atol=1e-9)
     torch.testing.assert_close(probs.sum(-1), torch.ones(b, 2, t, dtype=torch.float64))
@@ -107,3 +107,43 @@ def test_causality_outputs_do_not_depend_on_future_inputs():
         torch.testing.assert_close(out[:, :t + 1], base[:, :t + 1], rtol=0, atol=0)
         if t + 1 < 9:
             assert not torch.allclose(out[:, t + 1:], base[:, t + 1:])
+
+
+@pytest.mark.parametrize("same_length", [False, True])
+def test_recomputed_attention_equals_explicit_path(same_length):
+    """The CPU path that recomputes the probabilities in backward gives the explicit path's output and
+    the same gradients for every input and weight (float64), with invalid memory slots masked."""
+    torch.manual_seed(3)
+    attn = RelativeMultiHeadAttention(16, 4, dropatt=0.0).double()
+    with torch.no_grad():
+        attn.r_w_bias.normal_()
+        attn.r_r_bias.normal_()
+    b, t, cm, m = 3, 5, 4, 6
+    h = torch.randn(b, t, 16, dtype=torch.float64, requires_grad=True)
+    cmem = torch.randn(b, cm, 16, dtype=torch.float64, requires_grad=True)
+    mem = torch.randn(b, m, 16, dtype=torch.float64)
+    pos = relative_position_embedding(cm + m + t, 16, -1, "cpu").double()
+    key_valid = torch.ones(b, cm + m, dtype=torch.bool)
+    key_valid[1, :cm + 2] = False                                   # a stream reset two windows ago
+    mask = attention_mask(t, cm + m, same_length, key_valid, "cpu")
+    results = []
+    for need_weights in (True, False):                              # True forces the explicit path
+        out = attn(h, (cmem, mem), pos, mask, need_weights=need_weights)[0]
+        grads = torch.autograd.grad((out * torch.linspace(-1, 1, out.numel(), dtype=torch.float64)
+                                     .view_as(out)).sum(), [h, cmem, *attn.parameters()])
+        results.append((out, grads))
+    (out_e, grads_e), (out_r, grads_r) = results
+    torch.testing.assert_close(out_r, out_e, rtol=1e-10, atol=1e-10)
+    for g_r, g_e in zip(grads_r, grads_e):
+        torch.testing.assert_close(g_r, g_e, rtol=1e-9, atol=1e-10)
+
+
+def test_recomputed_attention_gradcheck():
+    torch.manual_seed(4)
+    b, hh, t, k, dh = 2, 2, 3, 5, 4
+    q = torch.randn(b, hh, t, dh, dtype=torch.float64, requires_grad=True)
+    u, v_bias = (torch.randn(hh, dh, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    kk, v = (torch.randn(b, hh, k, dh, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    r = torch.randn(hh, k, dh, dtype=torch.float64, requires_grad=True)
+    mask = attention_mask(t, k - t, False, None, "cpu")
+    assert torch.autograd.gradcheck(RecomputedRelativeAttention.apply, (q, u, v_bias, 0.5, kk, v, r, mask))
