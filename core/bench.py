@@ -14,6 +14,7 @@ import json
 import multiprocessing as mp
 import os
 import resource
+import statistics
 import sys
 import time
 from contextlib import nullcontext
@@ -82,25 +83,24 @@ def measure(spec: dict, name: str, device: str, steps: int, warmup: int) -> dict
     mem = model.stack.init_memory(b)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
+    step_ms = []
     for i in range(steps + warmup):
-        if i == warmup:
-            _sync(device)
-            start = time.perf_counter()
+        _sync(device)
+        start = time.perf_counter()
         x, y = data[:, i * t:(i + 1) * t], data[:, i * t + 1:(i + 1) * t + 1]
         with autocast:
             loss, mem = model(x, y, mem)
-        opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    _sync(device)
-    seconds = time.perf_counter() - start
-    tokens_per_s = steps * b * t / seconds
+        opt.zero_grad(set_to_none=True)   # here, not before backward: the gradients' memory then serves the next forward
+        _sync(device)
+        if i >= warmup:
+            step_ms.append(1000 * (time.perf_counter() - start))
     n_params = count_parameters(model)
     peak = (torch.cuda.max_memory_allocated() if device == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     return dict(model=name, params=n_params, flops_per_token=flops_per_token(cfg, t, n_params),
-                tokens_per_s=tokens_per_s, step_ms=1000 * seconds / steps, peak_mib=peak / 2 ** 20,
-                mem_len=cfg.mem_len, cmem_len=cfg.cmem_len)
+                step_times_ms=step_ms, peak_mib=peak / 2 ** 20, mem_len=cfg.mem_len, cmem_len=cfg.cmem_len)
 
 
 def _child(queue, spec, name, device, steps, warmup, threads):
@@ -110,7 +110,7 @@ def _child(queue, spec, name, device, steps, warmup, threads):
 
 
 def run(spec: dict, device: str, steps: int, warmup: int, threads: int | None = None,
-        malloc_trim: bool = False, mmap_threshold_mib: float = 0.0) -> dict:
+        malloc_trim: bool = False, mmap_threshold_mib: float = 0.0, repeats: int = 1) -> dict:
     # glibc serves a freed large block's size from its heap from then on (its mmap threshold rises
     # with each free), and that heap fragments: peak RSS ends ~150 MiB above the live memory at the
     # reference size. A fixed threshold keeps activations in mmap'd blocks that go back to the OS
@@ -121,19 +121,31 @@ def run(spec: dict, device: str, steps: int, warmup: int, threads: int | None = 
     if mmap_threshold_mib > 0:
         os.environ["MALLOC_MMAP_THRESHOLD_"] = str(int(mmap_threshold_mib * 2 ** 20))
     ctx = mp.get_context("spawn")
-    rows = []
-    for name in ("transformerxl", "compressive"):
-        queue = ctx.Queue()
-        proc = ctx.Process(target=_child, args=(queue, spec, name, device, steps, warmup, threads))
-        proc.start()
-        rows.append(queue.get())
-        proc.join()
+    names = ("transformerxl", "compressive")
+    runs: dict[str, list[dict]] = {name: [] for name in names}
+    # The models take turns, so a slow spell of a shared machine falls on both, and each row reports the
+    # median step: one 10-step run per model let the ratio swing 0.97-1.29 between runs on a busy VM.
+    for _ in range(repeats):
+        for name in names:
+            queue = ctx.Queue()
+            proc = ctx.Process(target=_child, args=(queue, spec, name, device, steps, warmup, threads))
+            proc.start()
+            runs[name].append(queue.get())
+            proc.join()
     if threads:
         torch.set_num_threads(threads)
     rate = matmul_flops(device)
-    for row in rows:
+    rows = []
+    for name in names:
+        row = dict(runs[name][0])
+        row["step_times_ms"] = [ms for r in runs[name] for ms in r["step_times_ms"]]
+        row["step_ms"] = statistics.median(row["step_times_ms"])
+        row["tokens_per_s"] = spec["batch"] * spec["window"] * 1000 / row["step_ms"]
+        row["peak_mib"] = max(r["peak_mib"] for r in runs[name])
         row["matmul_fraction"] = row["flops_per_token"] * row["tokens_per_s"] / rate
+        rows.append(row)
     return dict(device=device, spec=spec, matmul_flops=rate, threads=torch.get_num_threads(), rows=rows,
+                repeats=repeats, steps=steps,
                 malloc_trim_threshold=os.environ.get("MALLOC_TRIM_THRESHOLD_", "glibc default"),
                 malloc_mmap_threshold=os.environ.get("MALLOC_MMAP_THRESHOLD_", "glibc default"),
                 step_ratio=rows[1]["step_ms"] / rows[0]["step_ms"])
@@ -147,6 +159,8 @@ def format_table(result: dict) -> str:
              f"plain 2048x2048 matmul: {result['matmul_flops'] / 1e9:.1f} GFLOP/s; "
              f"MALLOC_TRIM_THRESHOLD_={result['malloc_trim_threshold']}, "
              f"MALLOC_MMAP_THRESHOLD_={result.get('malloc_mmap_threshold', 'glibc default')}",
+             f"median of {result.get('repeats', 1)} x {result.get('steps', '?')} timed steps per model, "
+             "the models taking turns; peak = the largest of the runs",
              "",
              "| model | memory / compressed | params (non-emb) | tokens/s | step ms | peak MiB | FLOP/s / matmul |",
              "|---|---|---|---|---|---|---|"]
@@ -165,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="reference: the issue's CPU configuration; gpu: enwik8-sized layers (default on CUDA)")
     parser.add_argument("--steps", type=int, default=None, help="timed training steps per model")
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="runs per model, alternating (default 3 on CPU, 1 on CUDA); rows report the median step")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--malloc-trim", action="store_true",
                         help="set MALLOC_TRIM_THRESHOLD_=0 in the children: lower peak RSS, slower steps")
@@ -179,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     config = args.config or ("gpu" if args.device == "cuda" else "reference")
     spec = dict(GPU if config == "gpu" else REFERENCE)
     steps = args.steps or (30 if args.device == "cuda" else 10)
-    result = run(spec, args.device, steps, args.warmup, args.threads, args.malloc_trim, args.mmap_threshold)
+    repeats = args.repeats or (1 if args.device == "cuda" else 3)
+    result = run(spec, args.device, steps, args.warmup, args.threads, args.malloc_trim, args.mmap_threshold,
+                 repeats)
     print(format_table(result))
     if args.json:
         from .run.io import atomic_write_json

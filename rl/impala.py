@@ -173,6 +173,7 @@ def learn_step(cfg: RLConfig, model: Agent, optimizer, batch: dict[str, torch.Te
                initial_state: dict[str, torch.Tensor]) -> dict[str, float]:
     """One IMPALA update on batch[key]: [T+1, B, ...] from the actors' initial_state[key]: [B, ...]."""
     c = cfg.impala
+    optimizer.zero_grad(set_to_none=True)   # before the forward: the old gradients' memory serves it
     out, _ = model(batch["obs"], batch["last_action"], batch["reward"], batch["done"], initial_state)
     bootstrap = out["baseline"][-1].detach()
     b = {k: v[1:] for k, v in batch.items()}
@@ -187,7 +188,6 @@ def learn_step(cfg: RLConfig, model: Agent, optimizer, batch: dict[str, torch.Te
     log_p = F.log_softmax(logits, -1)
     entropy = -(log_p.exp() * log_p).sum(-1).mean()
     loss = pg_loss + baseline_loss - c.entropy_cost * entropy + out["aux_loss"]
-    optimizer.zero_grad(set_to_none=True)
     loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
     optimizer.step()

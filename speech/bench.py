@@ -36,9 +36,9 @@ def time_training(model, cfg, steps: int, device) -> float:
         with autocast(device, cfg.train.bf16):
             nats, n, state, aux = window_nll(model, w, state, device)
             loss = nats / n + aux
-        opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        opt.zero_grad(set_to_none=True)   # now, so that the next forward reuses the gradients' memory
         state = state.detach()
 
     one()

@@ -107,9 +107,9 @@ def evaluate(model: LanguageModel, tokens: np.ndarray, *, window: int, device: t
         with torch.set_grad_enabled(dynamic), autocast(device, bf16):
             out = model(x, state, y, reset=reset, return_attention=stats is not None)
         if dynamic:
-            opt.zero_grad(set_to_none=True)
             (out.nll.mean() + out.aux_loss).backward()
             opt.step()
+            opt.zero_grad(set_to_none=True)   # now, so that the next forward reuses the gradients' memory
         state = out.state.detach()
         nll = out.nll.detach().float()
         nats += float(nll.sum())
