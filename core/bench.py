@@ -5,7 +5,9 @@ FLOP/s as a fraction of a plain square float32 matrix product measured in the sa
 per token are counted as 6 N + 12 l d A (N non-embedding parameters, A = n_cm + n_m + T). The two models
 have equal attention cost: the TransformerXL's memory is n_m + n_cm.
 
-Each model runs in a fresh child process so that its peak resident memory is its own.
+Speed: both models train in one child process, taking turns window by window, so that a slow spell of
+a shared machine falls on both; rows report median step times and the ratio is the median over pairs of
+neighbouring steps. Peak memory: each model trains alone in a fresh child process, so its peak is its own.
 """
 from __future__ import annotations
 
@@ -67,88 +69,117 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure(spec: dict, name: str, device: str, steps: int, warmup: int) -> dict:
-    """Trains ``steps`` windows of one model and returns its row of the table."""
-    torch.manual_seed(0)
-    compressive = name == "compressive"
-    cfg = CTConfig(d_model=spec["d_model"], n_layers=spec["n_layers"], n_heads=spec["n_heads"], d_ff=spec["d_ff"],
-                   mem_len=spec["mem_len"] if compressive else spec["mem_len"] + spec["cmem_len"],
-                   cmem_len=spec["cmem_len"] if compressive else 0, compression_rate=spec["rate"],
-                   compression="conv", compression_loss="attention", dropout=0.0)
-    model = ByteLM(cfg, spec["vocab"]).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)   # one kernel per step, CPU and CUDA
-    b, t = spec["batch"], spec["window"]
-    data = torch.randint(spec["vocab"], (b, (steps + warmup + 1) * t + 1), device=device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else nullcontext()
-    mem = model.stack.init_memory(b)
+NAMES = ("transformerxl", "compressive")
+
+
+class _Trainee:
+    """One model of the table with its Adam optimizer, data and memory: ``step()`` trains one window."""
+
+    def __init__(self, spec: dict, name: str, device: str, n_windows: int):
+        torch.manual_seed(0)
+        compressive = name == "compressive"
+        self.cfg = CTConfig(d_model=spec["d_model"], n_layers=spec["n_layers"], n_heads=spec["n_heads"],
+                            d_ff=spec["d_ff"], mem_len=spec["mem_len"] if compressive else spec["mem_len"] + spec["cmem_len"],
+                            cmem_len=spec["cmem_len"] if compressive else 0, compression_rate=spec["rate"],
+                            compression="conv", compression_loss="attention", dropout=0.0)
+        self.model = ByteLM(self.cfg, spec["vocab"]).to(device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-4, fused=True)   # one kernel per step
+        self.b, self.t, self.device = spec["batch"], spec["window"], device
+        self.data = torch.randint(spec["vocab"], (self.b, (n_windows + 1) * self.t + 1), device=device)
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else nullcontext()
+        self.mem = self.model.stack.init_memory(self.b)
+        self.i = 0
+
+    def step(self) -> float:
+        """Trains the next window; returns its wall time in ms."""
+        t, i = self.t, self.i
+        _sync(self.device)
+        start = time.perf_counter()
+        x, y = self.data[:, i * t:(i + 1) * t], self.data[:, i * t + 1:(i + 1) * t + 1]
+        with self.autocast:
+            loss, self.mem = self.model(x, y, self.mem)
+        loss.backward()
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)   # here, not before backward: the gradients' memory serves the next forward
+        _sync(self.device)
+        self.i += 1
+        return 1000 * (time.perf_counter() - start)
+
+    def row(self) -> dict:
+        n_params = count_parameters(self.model)
+        return dict(params=n_params, flops_per_token=flops_per_token(self.cfg, self.t, n_params),
+                    mem_len=self.cfg.mem_len, cmem_len=self.cfg.cmem_len)
+
+
+def measure_speed(spec: dict, device: str, steps: int, warmup: int) -> dict[str, list[float]]:
+    """Both models in one process, taking turns window by window, so that a slow spell of a shared
+    machine falls on both alike. Returns each model's timed step times (ms), in pairs."""
+    trainees = {name: _Trainee(spec, name, device, steps + warmup) for name in NAMES}
+    times: dict[str, list[float]] = {name: [] for name in NAMES}
+    for i in range(steps + warmup):
+        for name, trainee in trainees.items():
+            ms = trainee.step()
+            if i >= warmup:
+                times[name].append(ms)
+    return times
+
+
+def measure_memory(spec: dict, name: str, device: str, steps: int) -> dict:
+    """Trains ``steps`` windows of one model alone and returns its peak memory (MiB) and sizes."""
+    trainee = _Trainee(spec, name, device, steps)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    step_ms = []
-    for i in range(steps + warmup):
-        _sync(device)
-        start = time.perf_counter()
-        x, y = data[:, i * t:(i + 1) * t], data[:, i * t + 1:(i + 1) * t + 1]
-        with autocast:
-            loss, mem = model(x, y, mem)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)   # here, not before backward: the gradients' memory then serves the next forward
-        _sync(device)
-        if i >= warmup:
-            step_ms.append(1000 * (time.perf_counter() - start))
-    n_params = count_parameters(model)
+    for _ in range(steps):
+        trainee.step()
     peak = (torch.cuda.max_memory_allocated() if device == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    return dict(model=name, params=n_params, flops_per_token=flops_per_token(cfg, t, n_params),
-                step_times_ms=step_ms, peak_mib=peak / 2 ** 20, mem_len=cfg.mem_len, cmem_len=cfg.cmem_len)
+    return dict(trainee.row(), model=name, peak_mib=peak / 2 ** 20)
 
 
-def _child(queue, spec, name, device, steps, warmup, threads):
+def _child(queue, threads, fn, *args):
     if threads:
         torch.set_num_threads(threads)
-    queue.put(measure(spec, name, device, steps, warmup))
+    queue.put(fn(*args))
+
+
+def _in_child(ctx, threads, fn, *args):
+    """fn(*args) in a fresh process, so that its peak resident memory is its own."""
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(queue, threads, fn, *args))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
 
 
 def run(spec: dict, device: str, steps: int, warmup: int, threads: int | None = None,
-        malloc_trim: bool = False, mmap_threshold_mib: float = 0.0, repeats: int = 1) -> dict:
+        malloc_trim: bool = False, mmap_threshold_mib: float = 0.0) -> dict:
     # glibc serves a freed large block's size from its heap from then on (its mmap threshold rises
     # with each free), and that heap fragments: peak RSS ends ~150 MiB above the live memory at the
     # reference size. A fixed threshold keeps activations in mmap'd blocks that go back to the OS
-    # at free; trimming the heap top instead re-faults every step's activations (~1.6x slower on a
+    # at free; trimming the heap top instead re-faults every step's activations (~1.5x slower on a
     # 2-core VM). The children inherit the variables.
     if malloc_trim:
         os.environ["MALLOC_TRIM_THRESHOLD_"] = "0"
     if mmap_threshold_mib > 0:
         os.environ["MALLOC_MMAP_THRESHOLD_"] = str(int(mmap_threshold_mib * 2 ** 20))
     ctx = mp.get_context("spawn")
-    names = ("transformerxl", "compressive")
-    runs: dict[str, list[dict]] = {name: [] for name in names}
-    # The models take turns, so a slow spell of a shared machine falls on both, and each row reports the
-    # median step: one 10-step run per model let the ratio swing 0.97-1.29 between runs on a busy VM.
-    for _ in range(repeats):
-        for name in names:
-            queue = ctx.Queue()
-            proc = ctx.Process(target=_child, args=(queue, spec, name, device, steps, warmup, threads))
-            proc.start()
-            runs[name].append(queue.get())
-            proc.join()
+    times = _in_child(ctx, threads, measure_speed, spec, device, steps, warmup)
+    rows = [_in_child(ctx, threads, measure_memory, spec, name, device, steps + warmup) for name in NAMES]
     if threads:
         torch.set_num_threads(threads)
     rate = matmul_flops(device)
-    rows = []
-    for name in names:
-        row = dict(runs[name][0])
-        row["step_times_ms"] = [ms for r in runs[name] for ms in r["step_times_ms"]]
+    for row in rows:
+        row["step_times_ms"] = times[row["model"]]
         row["step_ms"] = statistics.median(row["step_times_ms"])
         row["tokens_per_s"] = spec["batch"] * spec["window"] * 1000 / row["step_ms"]
-        row["peak_mib"] = max(r["peak_mib"] for r in runs[name])
         row["matmul_fraction"] = row["flops_per_token"] * row["tokens_per_s"] / rate
-        rows.append(row)
+    # The ratio of each pair of neighbouring steps, then their median: robust to the machine's drift.
+    paired = [c / x for x, c in zip(times[NAMES[0]], times[NAMES[1]])]
     return dict(device=device, spec=spec, matmul_flops=rate, threads=torch.get_num_threads(), rows=rows,
-                repeats=repeats, steps=steps,
-                malloc_trim_threshold=os.environ.get("MALLOC_TRIM_THRESHOLD_", "glibc default"),
+                steps=steps, malloc_trim_threshold=os.environ.get("MALLOC_TRIM_THRESHOLD_", "glibc default"),
                 malloc_mmap_threshold=os.environ.get("MALLOC_MMAP_THRESHOLD_", "glibc default"),
-                step_ratio=rows[1]["step_ms"] / rows[0]["step_ms"])
+                step_ratio=statistics.median(paired))
 
 
 def format_table(result: dict) -> str:
@@ -159,8 +190,8 @@ def format_table(result: dict) -> str:
              f"plain 2048x2048 matmul: {result['matmul_flops'] / 1e9:.1f} GFLOP/s; "
              f"MALLOC_TRIM_THRESHOLD_={result['malloc_trim_threshold']}, "
              f"MALLOC_MMAP_THRESHOLD_={result.get('malloc_mmap_threshold', 'glibc default')}",
-             f"median of {result.get('repeats', 1)} x {result.get('steps', '?')} timed steps per model, "
-             "the models taking turns; peak = the largest of the runs",
+             f"speed: both models in one process taking turns, {result.get('steps', '?')} timed steps each (median); "
+             "peak: each model alone in a fresh process",
              "",
              "| model | memory / compressed | params (non-emb) | tokens/s | step ms | peak MiB | FLOP/s / matmul |",
              "|---|---|---|---|---|---|---|"]
@@ -168,7 +199,8 @@ def format_table(result: dict) -> str:
         lines.append(f"| {r['model']} | {r['mem_len']} / {r['cmem_len']} | {r['params'] / 1e6:.2f}M | "
                      f"{r['tokens_per_s']:.0f} | {r['step_ms']:.1f} | {r['peak_mib']:.0f} | {r['matmul_fraction']:.2f} |")
     lines.append("")
-    lines.append(f"Compressive / TransformerXL step time: {result['step_ratio']:.3f} (target <= 1.15)")
+    lines.append(f"Compressive / TransformerXL step time: {result['step_ratio']:.3f} (median of paired steps; "
+                 "target <= 1.15)")
     return "\n".join(lines)
 
 
@@ -179,8 +211,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="reference: the issue's CPU configuration; gpu: enwik8-sized layers (default on CUDA)")
     parser.add_argument("--steps", type=int, default=None, help="timed training steps per model")
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="runs per model, alternating (default 3 on CPU, 1 on CUDA); rows report the median step")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--malloc-trim", action="store_true",
                         help="set MALLOC_TRIM_THRESHOLD_=0 in the children: lower peak RSS, slower steps")
@@ -194,10 +224,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     config = args.config or ("gpu" if args.device == "cuda" else "reference")
     spec = dict(GPU if config == "gpu" else REFERENCE)
-    steps = args.steps or (30 if args.device == "cuda" else 10)
-    repeats = args.repeats or (1 if args.device == "cuda" else 3)
-    result = run(spec, args.device, steps, args.warmup, args.threads, args.malloc_trim, args.mmap_threshold,
-                 repeats)
+    steps = args.steps or (30 if args.device == "cuda" else 20)
+    if steps < 1 or args.warmup < 0:
+        print("ctbench bench core: --steps must be >= 1 and --warmup >= 0", file=sys.stderr)
+        return 2
+    result = run(spec, args.device, steps, args.warmup, args.threads, args.malloc_trim, args.mmap_threshold)
     print(format_table(result))
     if args.json:
         from .run.io import atomic_write_json

@@ -1,0 +1,23 @@
+"""`ctbench bench core` end to end at a tiny size: the table's rows hold what they claim."""
+import math
+
+from core.bench import REFERENCE, format_table, run
+
+
+def test_bench_core_runs_both_models_and_reports_consistent_rows():
+    spec = dict(REFERENCE, d_model=32, n_layers=2, n_heads=2, d_ff=64, window=8, batch=2, mem_len=8,
+                cmem_len=8, rate=2, vocab=16)
+    result = run(spec, "cpu", steps=3, warmup=1, threads=1)
+    txl, ct = result["rows"]
+    assert (txl["model"], txl["mem_len"], txl["cmem_len"]) == ("transformerxl", 16, 0)   # equal attention cost
+    assert (ct["model"], ct["mem_len"], ct["cmem_len"]) == ("compressive", 8, 8)
+    assert ct["params"] > txl["params"]                                                  # the compressors
+    for row in result["rows"]:
+        assert len(row["step_times_ms"]) == 3 and all(ms > 0 for ms in row["step_times_ms"])
+        assert math.isclose(row["tokens_per_s"], 2 * 8 * 1000 / row["step_ms"])
+        assert math.isclose(row["matmul_fraction"], row["flops_per_token"] * row["tokens_per_s"] / result["matmul_flops"])
+        assert row["peak_mib"] > 100                                                    # torch alone is more
+    paired = sorted(c / x for x, c in zip(txl["step_times_ms"], ct["step_times_ms"]))
+    assert math.isclose(result["step_ratio"], paired[1])                                 # the median of 3 pairs
+    table = format_table(result)
+    assert "| compressive | 8 / 8 |" in table and f"{result['step_ratio']:.3f}" in table
