@@ -37,22 +37,6 @@ def relative_position_embedding(n_keys: int, d_model: int, clamp_len: int, devic
     return sinusoid_positions(distances, d_model)
 
 
-def rel_shift(x: torch.Tensor) -> torch.Tensor:
-    """The pad-and-view rel-shift. x: [B, H, T, K] with column j holding distance K-1-j, K >= T.
-
-    Returns y: [B, H, T, K] with y[..., i, j] = x[..., i, j + T - 1 - i], so y[i, j] holds distance
-    (K - T) + i - j, the true distance of key j from query i. Entries with j > K - T + i are garbage
-    and must be masked (they are the causal future).
-    """
-    return _shifted_view(F.pad(x, (1, 0)))         # [B, H, T, K+1]
-
-
-def _shifted_view(padded: torch.Tensor) -> torch.Tensor:
-    """[B, H, T, K+1] padded on the left -> the rel-shifted [B, H, T, K] view of it (no copy)."""
-    b, h, t, k1 = padded.shape
-    return padded.view(b, h, k1, t)[:, :, 1:].view(b, h, t, k1 - 1)   # reinterpret the memory layout
-
-
 def attention_mask(t: int, prefix: int, same_length: bool, key_valid: torch.Tensor | None,
                    device) -> torch.Tensor:
     """Boolean mask of allowed (query, key) pairs.
@@ -78,12 +62,36 @@ def _biased_queries(q, r_w_bias, r_r_bias, scale):
     return (torch.add(q, r_w_bias[:, None]).mul_(scale), torch.add(q, r_r_bias[:, None]).mul_(scale))
 
 
-def _relative_scores(q_u, q_v, k, r, mask):
-    """Masked scores AC + BD: q_u, q_v [B, H, T, dh] (scaled); k [B, H, K, dh]; r [H, K, dh] -> [B, H, T, K]."""
-    # einsum batches over heads only, so r is not copied out over the batch.
-    position = rel_shift(torch.einsum("bhtd,hkd->bhtk", q_v, r))                   # BD
-    scores = torch.matmul(q_u, k.transpose(-1, -2)).add_(position)                 # AC + BD
-    return scores.masked_fill_(~mask, torch.finfo(scores.dtype).min)
+def _head_major_position(q_v: torch.Tensor, r_padded: torch.Tensor):
+    """The position term BD, computed head-major and rel-shifted without a copy.
+
+    q_v: [B, H, T, dh]; r_padded: [H, K+1, dh], the projected sinusoids of distances K-1..0 after a row of
+    zeros. Returns (q_v as [H, B*T, dh], the product [H, B*T, K+1], BD as a [B, H, T, K] view of it).
+    """
+    b, h, t, dh = q_v.shape
+    qv_heads = q_v.transpose(0, 1).reshape(h, b * t, dh)
+    product = torch.bmm(qv_heads, r_padded.transpose(1, 2))                         # [H, B*T, K+1]
+    return qv_heads, product, _rel_shift(product, b, t)
+
+
+def _rel_shift(product: torch.Tensor, b: int, t: int) -> torch.Tensor:
+    """TransformerXL's pad-and-view rel-shift as a strided view. product: [H, B*T, K+1], column 0 the pad
+    (zeros), column j >= 1 holding distance K - j for every query row.
+
+    Each (head, batch) block of T x (K+1) is read from its (T+1)-th entry on as T x K, so entry (i, j)
+    holds distance (K - T) + i - j, the true distance of key j from query i. Entries with j > K - T + i
+    are garbage (the causal future) and must be masked. Returns [B, H, T, K].
+    """
+    h, _, k1 = product.shape
+    return product.as_strided((b, h, t, k1 - 1), (t * k1, b * t * k1, k1 - 1, 1), product.storage_offset() + t)
+
+
+def _relative_scores(q_u, q_v, k, r_padded, mask):
+    """Masked scores AC + BD: q_u, q_v [B, H, T, dh] (scaled); k [B, H, K, dh]; r_padded [H, K+1, dh].
+    Returns the scores [B, H, T, K] and q_v as [H, B*T, dh]."""
+    qv_heads, _, position = _head_major_position(q_v, r_padded)
+    scores = torch.matmul(q_u, k.transpose(-1, -2)).add_(position)                  # AC + BD
+    return scores.masked_fill_(~mask, torch.finfo(scores.dtype).min), qv_heads
 
 
 class RecomputedRelativeAttention(torch.autograd.Function):
@@ -94,22 +102,27 @@ class RecomputedRelativeAttention(torch.autograd.Function):
     (tests/core/test_attention.py).
 
     Inputs: q [B, H, T, dh] (unscaled), r_w_bias and r_r_bias [H, dh], scale (float), k and v
-    [B, H, K, dh], r [H, K, dh], mask bool [T, K] or [B, 1, T, K]. Output: [B, H, T, dh].
+    [B, H, K, dh], r_padded [H, K+1, dh] (see ``_head_major_position``), mask bool [T, K] or [B, 1, T, K].
+    Output: [B, H, T, dh].
     """
 
     @staticmethod
-    def forward(ctx, q, r_w_bias, r_r_bias, scale, k, v, r, mask):
+    def _probs(q, r_w_bias, r_r_bias, scale, k, r_padded, mask):
         q_u, q_v = _biased_queries(q, r_w_bias, r_r_bias, scale)
-        probs = torch.softmax(_relative_scores(q_u, q_v, k, r, mask), dim=-1)
-        ctx.save_for_backward(q, r_w_bias, r_r_bias, k, v, r, mask)
+        scores, qv_heads = _relative_scores(q_u, q_v, k, r_padded, mask)
+        return torch.softmax(scores, dim=-1), q_u, qv_heads
+
+    @staticmethod
+    def forward(ctx, q, r_w_bias, r_r_bias, scale, k, v, r_padded, mask):
+        probs, _, _ = RecomputedRelativeAttention._probs(q, r_w_bias, r_r_bias, scale, k, r_padded, mask)
+        ctx.save_for_backward(q, r_w_bias, r_r_bias, k, v, r_padded, mask)
         ctx.scale = scale
         return torch.matmul(probs, v)
 
     @staticmethod
     def backward(ctx, grad_out):
-        q, r_w_bias, r_r_bias, k, v, r, mask = ctx.saved_tensors
-        q_u, q_v = _biased_queries(q, r_w_bias, r_r_bias, ctx.scale)
-        probs = torch.softmax(_relative_scores(q_u, q_v, k, r, mask), dim=-1)
+        q, r_w_bias, r_r_bias, k, v, r_padded, mask = ctx.saved_tensors
+        probs, q_u, qv_heads = RecomputedRelativeAttention._probs(q, r_w_bias, r_r_bias, ctx.scale, k, r_padded, mask)
         grad_v = torch.matmul(probs.transpose(-1, -2), grad_out)
         # softmax backward: dS = P * (dP - rowsum(P * dP)); masked entries have P = 0, so dS = 0 there.
         grad_scores = torch.matmul(grad_out, v.transpose(-1, -2))
@@ -117,16 +130,17 @@ class RecomputedRelativeAttention(torch.autograd.Function):
         del probs
         grad_q_u = torch.matmul(grad_scores, k)
         grad_k = torch.matmul(grad_scores.transpose(-1, -2), q_u)
-        # Through the rel-shift: it is a view of the padded product, so its gradient is dS written back
-        # into that view, with the pad column dropped.
+        # Through the rel-shift: dS written back into the view of the head-major product; the entries the
+        # view does not cover (the first T of each block) get no gradient.
         b, h, t, n = grad_scores.shape
-        padded = grad_scores.new_zeros(b, h, t, n + 1)
-        _shifted_view(padded).copy_(grad_scores)
-        grad_position = padded[..., 1:]
-        grad_q_v = torch.einsum("bhtk,hkd->bhtd", grad_position, r)
-        grad_r = torch.einsum("bhtk,bhtd->hkd", grad_position, q_v)
+        grad_product = grad_scores.new_empty(h, b * t, n + 1)
+        grad_product.view(h * b, t * (n + 1))[:, :t].zero_()
+        _rel_shift(grad_product, b, t).copy_(grad_scores)
+        del grad_scores
+        grad_q_v = torch.bmm(grad_product, r_padded).view(h, b, t, -1).transpose(0, 1)
+        grad_r = torch.bmm(grad_product.transpose(1, 2), qv_heads)
         grad_q_u.mul_(ctx.scale)
-        grad_q_v.mul_(ctx.scale)
+        grad_q_v = grad_q_v * ctx.scale
         return (grad_q_u + grad_q_v, grad_q_u.sum((0, 2)), grad_q_v.sum((0, 2)), None, grad_k, grad_v, grad_r,
                 None)
 
@@ -176,14 +190,14 @@ class RelativeMultiHeadAttention(nn.Module):
         parts = [self.project(x, slice(d, 3 * d)) for x in (*memories, h) if x.shape[1]]
         k = torch.cat([p[0] for p in parts], dim=2)                                    # [B, H, K, dh]
         v = torch.cat([p[1] for p in parts], dim=2)
-        r = self.r_net(pos_emb).view(-1, self.n_heads, self.d_head).transpose(0, 1)   # [H, K, dh]
+        # The projected sinusoids, head-major, after a row of zeros: the pad of the rel-shift.
+        r = self.r_net(F.pad(pos_emb, (0, 0, 1, 0))).view(-1, self.n_heads, self.d_head).transpose(0, 1)  # [H, K+1, dh]
 
         explicit = need_weights or (self.training and self.dropatt.p > 0) or torch.is_autocast_enabled("cpu")
         if h.is_cuda and not need_weights:
             # Fused kernel on GPUs: the position term enters as an additive bias of the content scores.
             q_u, q_v = _biased_queries(q, self.r_w_bias, self.r_r_bias, self.scale)
-            position = rel_shift(torch.einsum("bhtd,hkd->bhtk", q_v, r))                 # BD: [B, H, T, K]
-            bias = position.masked_fill(~mask, float("-inf"))
+            bias = _head_major_position(q_v, r)[2].masked_fill(~mask, float("-inf"))          # BD: [B, H, T, K]
             ctx = F.scaled_dot_product_attention(q_u, k, v, attn_mask=bias, scale=1.0,
                                                  dropout_p=self.dropatt.p if self.training else 0.0)
             probs = None
@@ -192,7 +206,7 @@ class RelativeMultiHeadAttention(nn.Module):
             probs = None
         else:
             q_u, q_v = _biased_queries(q, self.r_w_bias, self.r_r_bias, self.scale)
-            probs = torch.softmax(_relative_scores(q_u, q_v, k, r, mask), dim=-1)        # [B, H, T, K]
+            probs = torch.softmax(_relative_scores(q_u, q_v, k, r, mask)[0], dim=-1)      # [B, H, T, K]
             ctx = torch.matmul(self.dropatt(probs), v)                                # [B, H, T, dh]
         out = self.out(ctx.transpose(1, 2).reshape(h.shape))
         return out, probs, q, k, v

@@ -112,15 +112,18 @@ class _Trainee:
 
 
 def measure_speed(spec: dict, device: str, steps: int, warmup: int) -> dict[str, list[float]]:
-    """Both models in one process, taking turns window by window, so that a slow spell of a shared
-    machine falls on both alike. Returns each model's timed step times (ms), in pairs."""
+    """Both models in one process, taking turns window by window, with a plain matrix product timed after
+    each pair, so that a slow spell of a shared machine falls on all three alike. Returns each model's
+    timed step times (ms), in pairs, and the matmul FLOP/s measured between them ("matmul")."""
     trainees = {name: _Trainee(spec, name, device, steps + warmup) for name in NAMES}
-    times: dict[str, list[float]] = {name: [] for name in NAMES}
+    times: dict[str, list[float]] = {name: [] for name in (*NAMES, "matmul")}
     for i in range(steps + warmup):
         for name, trainee in trainees.items():
             ms = trainee.step()
             if i >= warmup:
                 times[name].append(ms)
+        if i >= warmup:
+            times["matmul"].append(matmul_flops(device, repeats=2))
     return times
 
 
@@ -166,9 +169,7 @@ def run(spec: dict, device: str, steps: int, warmup: int, threads: int | None = 
     ctx = mp.get_context("spawn")
     times = _in_child(ctx, threads, measure_speed, spec, device, steps, warmup)
     rows = [_in_child(ctx, threads, measure_memory, spec, name, device, steps + warmup) for name in NAMES]
-    if threads:
-        torch.set_num_threads(threads)
-    rate = matmul_flops(device)
+    rate = statistics.median(times["matmul"])
     for row in rows:
         row["step_times_ms"] = times[row["model"]]
         row["step_ms"] = statistics.median(row["step_times_ms"])
@@ -176,7 +177,8 @@ def run(spec: dict, device: str, steps: int, warmup: int, threads: int | None = 
         row["matmul_fraction"] = row["flops_per_token"] * row["tokens_per_s"] / rate
     # The ratio of each pair of neighbouring steps, then their median: robust to the machine's drift.
     paired = [c / x for x, c in zip(times[NAMES[0]], times[NAMES[1]])]
-    return dict(device=device, spec=spec, matmul_flops=rate, threads=torch.get_num_threads(), rows=rows,
+    return dict(device=device, spec=spec, matmul_flops=rate, matmul_runs=times["matmul"],
+                threads=threads or torch.get_num_threads(), rows=rows,
                 steps=steps, malloc_trim_threshold=os.environ.get("MALLOC_TRIM_THRESHOLD_", "glibc default"),
                 malloc_mmap_threshold=os.environ.get("MALLOC_MMAP_THRESHOLD_", "glibc default"),
                 step_ratio=statistics.median(paired))
@@ -187,7 +189,7 @@ def format_table(result: dict) -> str:
     lines = [f"ctbench bench core on {result['device']} ({result['threads']} threads): d={spec['d_model']} "
              f"l={spec['n_layers']} H={spec['n_heads']} ff={spec['d_ff']} T={spec['window']} B={spec['batch']} "
              f"n_m={spec['mem_len']} n_cm={spec['cmem_len']} c={spec['rate']}, conv + attention-reconstruction",
-             f"plain 2048x2048 matmul: {result['matmul_flops'] / 1e9:.1f} GFLOP/s; "
+             f"plain 2048x2048 matmul: {result['matmul_flops'] / 1e9:.1f} GFLOP/s (median, timed between the step pairs); "
              f"MALLOC_TRIM_THRESHOLD_={result['malloc_trim_threshold']}, "
              f"MALLOC_MMAP_THRESHOLD_={result.get('malloc_mmap_threshold', 'glibc default')}",
              f"speed: both models in one process taking turns, {result.get('steps', '?')} timed steps each (median); "

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from core import CompressiveTransformer, CTConfig
-from core.attention import (RecomputedRelativeAttention, RelativeMultiHeadAttention, attention_mask,
-                            rel_shift, relative_position_embedding, sinusoid_positions)
+from core.attention import (RecomputedRelativeAttention, RelativeMultiHeadAttention, _rel_shift, attention_mask,
+                            relative_position_embedding, sinusoid_positions)
 
 
 def naive_relative_attention(attn, h, prefix, clamp_len=-1, same_length=False):
@@ -59,13 +59,16 @@ def test_relative_attention_matches_naive_reference(clamp_len, same_length):
 
 
 def test_rel_shift_aligns_distances():
-    t, k = 3, 7
-    dist_of_column = torch.arange(k - 1, -1, -1).float()          # column j holds distance K-1-j
-    x = dist_of_column.expand(1, 1, t, k).contiguous()
-    y = rel_shift(x)[0, 0]
+    """Column j >= 1 of the head-major product holds distance K - j (column 0 is the pad); after the shift
+    entry (i, j) of every (batch, head) holds (K - T) + i - j, the distance of key j from query i."""
+    b, h, t, k = 2, 3, 3, 7
+    column_distance = torch.cat([torch.zeros(1), torch.arange(k - 1, -1, -1).float()])   # [K+1]
+    product = column_distance.expand(h, b * t, k + 1).contiguous()
+    y = _rel_shift(product, b, t)
+    assert y.shape == (b, h, t, k)
     for i in range(t):
-        for j in range(k - t + i + 1):                              # the causal part
-            assert y[i, j] == (k - t) + i - j
+        for j in range(k - t + i + 1):                                                    # the causal part
+            assert (y[:, :, i, j] == (k - t) + i - j).all()
 
 
 def test_full_stack_with_memories_matches_reference_per_layer():
@@ -144,6 +147,6 @@ def test_recomputed_attention_gradcheck():
     q = torch.randn(b, hh, t, dh, dtype=torch.float64, requires_grad=True)
     u, v_bias = (torch.randn(hh, dh, dtype=torch.float64, requires_grad=True) for _ in range(2))
     kk, v = (torch.randn(b, hh, k, dh, dtype=torch.float64, requires_grad=True) for _ in range(2))
-    r = torch.randn(hh, k, dh, dtype=torch.float64, requires_grad=True)
+    r_padded = torch.randn(hh, k + 1, dh, dtype=torch.float64, requires_grad=True)   # row 0: the shift's pad
     mask = attention_mask(t, k - t, False, None, "cpu")
-    assert torch.autograd.gradcheck(RecomputedRelativeAttention.apply, (q, u, v_bias, 0.5, kk, v, r, mask))
+    assert torch.autograd.gradcheck(RecomputedRelativeAttention.apply, (q, u, v_bias, 0.5, kk, v, r_padded, mask))

@@ -17,6 +17,8 @@ def test_bench_core_runs_both_models_and_reports_consistent_rows():
         assert math.isclose(row["tokens_per_s"], 2 * 8 * 1000 / row["step_ms"])
         assert math.isclose(row["matmul_fraction"], row["flops_per_token"] * row["tokens_per_s"] / result["matmul_flops"])
         assert row["peak_mib"] > 100                                                    # torch alone is more
+    assert len(result["matmul_runs"]) == 3
+    assert math.isclose(result["matmul_flops"], sorted(result["matmul_runs"])[1])
     paired = sorted(c / x for x, c in zip(txl["step_times_ms"], ct["step_times_ms"]))
     assert math.isclose(result["step_ratio"], paired[1])                                 # the median of 3 pairs
     table = format_table(result)
