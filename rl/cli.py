@@ -1,4 +1,5 @@
-"""`ctbench rl ...`: train IMPALA agents (`train`), or look at an environment (`env`)."""
+"""`ctbench rl ...`: train IMPALA agents (`train`), copy finished runs into results (`collect`), or look at
+an environment (`env`)."""
 from __future__ import annotations
 
 import argparse
@@ -16,6 +17,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. agent.core=compressive")
     t.add_argument("--run-dir", default=None, help="default runs/rl/<preset>")
     t.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/latest.pt")
+    c = sub.add_parser("collect", help="copy finished runs into results/rl/ with summary.csv and curves.csv")
+    c.add_argument("runs", nargs="+", help="run directories (their names name the rows and folders)")
+    c.add_argument("--out", default="results/rl")
     e = sub.add_parser("env", help="step an environment with random actions and print what it returns")
     e.add_argument("name", help="nonmatching, minigrid:<id> or dmlab:<level>")
     e.add_argument("--episodes", type=int, default=100)
@@ -32,6 +36,14 @@ def main(argv: list[str] | None = None) -> int:
             cfg = load(args.preset, args.set)
             name = Path(args.preset).stem
             return train(cfg, args.run_dir or f"runs/rl/{name}", preset=name, resume=args.resume)
+        if args.cmd == "collect":
+            from rl.collect import collect
+            for r in collect(args.runs, args.out):
+                solved = r["first_logged_return_ge_0_9_at_s"]
+                print(f"{r['run']:<16} {r['core']:<12} delay {r['delay']} c={r['compression_rate']}: return "
+                      f"{r['final_return_last100']} (best {r['best_logged_return']}; "
+                      f">= 0.9 {'after ' + str(solved) + ' s' if solved is not None else 'never'})")
+            return 0
         return random_episodes(args.name, args.episodes, args.seed)
     except ConfigError as e:
         print(f"ctbench rl: {e}", file=sys.stderr)

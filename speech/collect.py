@@ -6,46 +6,30 @@ OUT/curves.png held-out bits per sample against training steps (training loss da
 """
 from __future__ import annotations
 
-import csv
 import io
 from pathlib import Path
 
-from core.run import atomic_write_text, read_json, read_jsonl
+from core.run.collect import collect_runs
 from core.run.io import atomic_write_bytes
 
 SUMMARY_KEYS = ("preset", "model", "dataset", "split", "value", "bits_per_sample", "params", "steps", "tokens_seen",
                 "wall_time_s", "valid_nll_nats", "eval_seconds", "samples_scored", "device")
+CURVE_KEYS = ("preset", "model", "dataset", "split", "step", "samples", "nats", "bits")
 
 
-def to_csv(rows: list[dict], keys: list[str] | tuple[str, ...]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(keys), extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
+def _curve_rows(run: Path, res: dict, lines: list[dict]) -> list[dict]:
+    return [{"preset": res["preset"], "model": res["model"], "dataset": res["dataset"], "split": r["split"],
+             "step": r["step"], "samples": r["tokens"], "nats": r["loss"], "bits": r["bits"]} for r in lines]
 
 
 def collect(run_dirs: list[str | Path], out: str | Path, plot: bool = True) -> list[dict]:
-    """Copy each run's results and curves into `out`; returns the summary rows."""
-    out = Path(out)
-    summary, curves = [], []
-    for run in map(Path, run_dirs):
-        if not (run / "results.json").is_file():
-            raise ValueError(f"{run}: no results.json (train the run to the end, or `ctbench speech eval --run {run}`)")
-        res = read_json(run / "results.json")
-        lines = read_jsonl(run / "metrics.jsonl")
-        dest = out / res["preset"]
-        atomic_write_text(dest / "results.json", (run / "results.json").read_text())
-        atomic_write_text(dest / "metrics.jsonl", (run / "metrics.jsonl").read_text())
-        summary.append(res)
-        curves += [{"preset": res["preset"], "model": res["model"], "dataset": res["dataset"], "split": r["split"],
-                    "step": r["step"],
-                    "samples": r["tokens"], "nats": r["loss"], "bits": r["bits"]} for r in lines]
-    atomic_write_text(out / "summary.csv", to_csv(summary, SUMMARY_KEYS))
-    atomic_write_text(out / "curves.csv", to_csv(curves, ("preset", "model", "dataset", "split", "step", "samples",
-                                                          "nats", "bits")))
+    """Copy each run's results and curves into `out` (one folder per preset); returns the summary rows."""
+    summary, curves = collect_runs(
+        run_dirs, out, name=lambda run, res: res["preset"], summary_row=lambda run, res, lines: res,
+        summary_keys=SUMMARY_KEYS, curve_rows=_curve_rows, curve_keys=CURVE_KEYS,
+        hint="train the run to the end, or `ctbench speech eval --run RUN_DIR`")
     if plot:
-        plot_curves(curves, out / "curves.png")
+        plot_curves(curves, Path(out) / "curves.png")
     return summary
 
 
