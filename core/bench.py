@@ -12,7 +12,6 @@ neighbouring steps. Peak memory: each model trains alone in a fresh child proces
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import resource

@@ -3,10 +3,10 @@ an environment (`env`)."""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from core.run.config import ConfigError, available_presets
+from core.run.cli import run_command
+from core.run.config import available_presets
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,28 +29,25 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        if args.cmd == "train":
-            from rl.config import load
-            from rl.impala import train
-            cfg = load(args.preset, args.set)
-            name = Path(args.preset).stem
-            return train(cfg, args.run_dir or f"runs/rl/{name}", preset=name, resume=args.resume)
-        if args.cmd == "collect":
-            from rl.collect import collect
-            for r in collect(args.runs, args.out):
-                solved = r["first_logged_return_ge_0_9_at_s"]
-                print(f"{r['run']:<16} {r['core']:<12} delay {r['delay']} c={r['compression_rate']}: return "
-                      f"{r['final_return_last100']} (best {r['best_logged_return']}; "
-                      f">= 0.9 {'after ' + str(solved) + ' s' if solved is not None else 'never'})")
-            return 0
-        return random_episodes(args.name, args.episodes, args.seed)
-    except ConfigError as e:
-        print(f"ctbench rl: {e}", file=sys.stderr)
-        return 2
-    except ValueError as e:  # bad env names, missing DeepMind Lab, bad checkpoints: one clear message
-        print(f"ctbench rl: {e}", file=sys.stderr)
-        return 2
+    return run_command(f"ctbench rl {args.cmd}", lambda: _dispatch(args))
+
+
+def _dispatch(args) -> int:
+    if args.cmd == "train":
+        from rl.config import load
+        from rl.impala import train
+        cfg = load(args.preset, args.set)
+        name = Path(args.preset).stem
+        return train(cfg, args.run_dir or f"runs/rl/{name}", preset=name, resume=args.resume)
+    if args.cmd == "collect":
+        from rl.collect import collect
+        for r in collect(args.runs, args.out):
+            solved = r["first_logged_return_ge_0_9_at_s"]
+            print(f"{r['run']:<16} {r['core']:<12} delay {r['delay']} c={r['compression_rate']}: return "
+                  f"{r['final_return_last100']} (best {r['best_logged_return']}; "
+                  f">= 0.9 {'after ' + str(solved) + ' s' if solved is not None else 'never'})")
+        return 0
+    return random_episodes(args.name, args.episodes, args.seed)
 
 
 def random_episodes(name: str, episodes: int, seed: int) -> int:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 
 def parser() -> argparse.ArgumentParser:
@@ -54,14 +53,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from core.run import ConfigError
-    from core.run.checkpoint import CheckpointError
-
-    try:
-        return run(args)
-    except (ConfigError, CheckpointError, ValueError, FileNotFoundError) as e:
-        print(f"ctbench speech {args.cmd}: error: {e}", file=sys.stderr)
-        return 2
+    from core.run.cli import run_command   # here, so that --help needs no torch
+    return run_command(f"ctbench speech {args.cmd}", lambda: run(args))
 
 
 def run(args) -> int:

@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from core.run import CheckpointError, ConfigError
+from core.run.cli import run_command
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,12 +58,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
-    from .data import DataError
-    try:
-        return _dispatch(args)
-    except (ConfigError, CheckpointError, DataError, FileNotFoundError) as e:
-        print(f"ctbench text {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    return run_command(f"ctbench text {args.command}", lambda: _dispatch(args))
 
 
 def _dispatch(args) -> int:
