@@ -195,12 +195,7 @@ class RelativeMultiHeadAttention(nn.Module):
 
         explicit = need_weights or (self.training and self.dropatt.p > 0) or torch.is_autocast_enabled("cpu")
         if h.is_cuda and not need_weights:
-            # Fused kernel on GPUs: the position term enters as an additive bias of the content scores.
-            q_u, q_v = _biased_queries(q, self.r_w_bias, self.r_r_bias, self.scale)
-            bias = _head_major_position(q_v, r)[2].masked_fill(~mask, float("-inf"))          # BD: [B, H, T, K]
-            ctx = F.scaled_dot_product_attention(q_u, k, v, attn_mask=bias, scale=1.0,
-                                                 dropout_p=self.dropatt.p if self.training else 0.0)
-            probs = None
+            ctx, probs = self.fused_attention(q, k, v, r, mask), None
         elif not explicit:
             ctx = RecomputedRelativeAttention.apply(q, self.r_w_bias, self.r_r_bias, self.scale, k, v, r, mask)
             probs = None
@@ -210,3 +205,11 @@ class RelativeMultiHeadAttention(nn.Module):
             ctx = torch.matmul(self.dropatt(probs), v)                                # [B, H, T, dh]
         out = self.out(ctx.transpose(1, 2).reshape(h.shape))
         return out, probs, q, k, v
+
+    def fused_attention(self, q, k, v, r_padded, mask) -> torch.Tensor:
+        """The GPU path: PyTorch's fused attention kernel, with the position term BD entering as an additive
+        bias of the content scores. Shapes as in ``RecomputedRelativeAttention``; returns [B, H, T, dh]."""
+        q_u, q_v = _biased_queries(q, self.r_w_bias, self.r_r_bias, self.scale)
+        bias = _head_major_position(q_v, r_padded)[2].masked_fill(~mask, float("-inf"))       # [B, H, T, K]
+        return F.scaled_dot_product_attention(q_u, k, v, attn_mask=bias, scale=1.0,
+                                              dropout_p=self.dropatt.p if self.training else 0.0)

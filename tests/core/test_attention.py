@@ -150,3 +150,22 @@ def test_recomputed_attention_gradcheck():
     r_padded = torch.randn(hh, k + 1, dh, dtype=torch.float64, requires_grad=True)   # row 0: the shift's pad
     mask = attention_mask(t, k - t, False, None, "cpu")
     assert torch.autograd.gradcheck(RecomputedRelativeAttention.apply, (q, u, v_bias, 0.5, kk, v, r_padded, mask))
+
+
+def test_fused_gpu_path_equals_explicit_path_on_the_cpu():
+    """The SDPA path the GPU takes, run on the CPU in float64: the same output as the explicit path."""
+    import torch.nn.functional as F
+    torch.manual_seed(5)
+    attn = RelativeMultiHeadAttention(32, 4, dropatt=0.0).double()
+    with torch.no_grad():
+        attn.r_w_bias.normal_()
+        attn.r_r_bias.normal_()
+    h, mem = torch.randn(2, 5, 32, dtype=torch.float64), torch.randn(2, 7, 32, dtype=torch.float64)
+    pos = relative_position_embedding(12, 32, -1, "cpu").double()
+    key_valid = torch.ones(2, 7, dtype=torch.bool)
+    key_valid[0, :3] = False
+    mask = attention_mask(5, 7, False, key_valid, "cpu")
+    out, _, q, k, v = attn(h, (mem,), pos, mask, need_weights=True)
+    r_padded = attn.r_net(F.pad(pos, (0, 0, 1, 0))).view(-1, 4, 8).transpose(0, 1)
+    ctx = attn.fused_attention(q, k, v, r_padded, mask)
+    torch.testing.assert_close(attn.out(ctx.transpose(1, 2).reshape(h.shape)), out, rtol=1e-10, atol=1e-10)
