@@ -91,7 +91,10 @@ def _relative_scores(q_u, q_v, k, r_padded, mask):
     Returns the scores [B, H, T, K] and q_v as [H, B*T, dh]."""
     qv_heads, _, position = _head_major_position(q_v, r_padded)
     scores = torch.matmul(q_u, k.transpose(-1, -2)).add_(position)                  # AC + BD
-    return scores.masked_fill_(~mask, torch.finfo(scores.dtype).min), qv_heads
+    # Adding 0 / the lowest float is exact here (|scores| << 1e31) and ~5x faster on CPUs than masked_fill_
+    # with a mask broadcast over heads.
+    lowest = scores.new_full((), torch.finfo(scores.dtype).min)
+    return scores.add_(torch.where(mask, scores.new_zeros(()), lowest)), qv_heads
 
 
 class RecomputedRelativeAttention(torch.autograd.Function):
@@ -126,7 +129,7 @@ class RecomputedRelativeAttention(torch.autograd.Function):
         grad_v = torch.matmul(probs.transpose(-1, -2), grad_out)
         # softmax backward: dS = P * (dP - rowsum(P * dP)); masked entries have P = 0, so dS = 0 there.
         grad_scores = torch.matmul(grad_out, v.transpose(-1, -2))
-        grad_scores.sub_((grad_scores * probs).sum(-1, keepdim=True)).mul_(probs)
+        grad_scores.sub_(torch.linalg.vecdot(grad_scores, probs).unsqueeze(-1)).mul_(probs)
         del probs
         grad_q_u = torch.matmul(grad_scores, k)
         grad_k = torch.matmul(grad_scores.transpose(-1, -2), q_u)
@@ -163,14 +166,9 @@ class RelativeMultiHeadAttention(nn.Module):
         self.r_r_bias = nn.Parameter(torch.zeros(n_heads, self.d_head))   # v
         self.dropatt = nn.Dropout(dropatt)
 
-    def project(self, x: torch.Tensor, part: slice, detach_weights: bool = False) -> torch.Tensor:
-        """x: [B, N, d] -> heads [B, H, N*, d_head] for the rows ``part`` of the stacked qkv weight.
-
-        ``detach_weights`` computes with stopped gradients into W (the compression losses use it);
-        the weights themselves are never modified.
-        """
-        w = self.qkv.weight[part]
-        y = F.linear(x, w.detach() if detach_weights else w)
+    def project(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """x: [B, N, d]; w: rows of the stacked qkv weight, [m*d, d] -> heads [m, B, H, N, d_head]."""
+        y = F.linear(x, w)
         b, n, _ = y.shape
         return y.view(b, n, -1, self.n_heads, self.d_head).permute(2, 0, 3, 1, 4)
 
@@ -186,8 +184,11 @@ class RelativeMultiHeadAttention(nn.Module):
         # Each part is projected where it lies and the heads are joined along the key axis: k and v come
         # out contiguous, so the matmuls below neither copy them nor keep a [cmem; mem; window] copy of
         # the inputs for backward (the memories themselves are what the projection saves).
-        q = self.project(h, slice(0, d))[0]                                           # [B, H, T, dh]
-        parts = [self.project(x, slice(d, 3 * d)) for x in (*memories, h) if x.shape[1]]
+        # One split of the weight: its backward is one concatenation, where a slice per use would build
+        # a zero-filled weight-sized gradient for each of them.
+        w_q, w_kv = self.qkv.weight.split([d, 2 * d])
+        q = self.project(h, w_q).squeeze(0)                                            # [B, H, T, dh]
+        parts = [self.project(x, w_kv) for x in (*memories, h) if x.shape[1]]
         k = torch.cat([p[0] for p in parts], dim=2)                                    # [B, H, K, dh]
         v = torch.cat([p[1] for p in parts], dim=2)
         # The projected sinusoids, head-major, after a row of zeros: the pad of the rel-shift.

@@ -152,7 +152,7 @@ class CompressiveLayer(nn.Module):
             x = F.layer_norm(x, x.shape[-1:], self.ln_attn.weight.detach(), self.ln_attn.bias.detach(),
                              self.ln_attn.eps)
         d = x.shape[-1]
-        return self.attn.project(x, slice(d, 3 * d), detach_weights=True).unbind(0)
+        return self.attn.project(x, self.attn.qkv.weight[d:].detach()).unbind(0)
 
     def _refresh_bptt_slots(self, lm: LayerMemory) -> torch.Tensor:
         """Under ``bptt`` the newest compressed slots are recomputed from their (stored) inputs, so the
