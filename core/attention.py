@@ -168,8 +168,8 @@ class RelativeMultiHeadAttention(nn.Module):
 
     def project(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """x: [B, N, d]; w: rows of the stacked qkv weight, [m*d, d] -> heads [m, B, H, N, d_head]."""
-        y = F.linear(x, w)
-        b, n, _ = y.shape
+        b, n, d = x.shape
+        y = F.linear(x.reshape(b * n, d), w)             # 2-D: the weight's gradient comes out without a copy
         return y.view(b, n, -1, self.n_heads, self.d_head).permute(2, 0, 3, 1, 4)
 
     def forward(self, h: torch.Tensor, memories: Sequence[torch.Tensor], pos_emb: torch.Tensor,
@@ -204,7 +204,7 @@ class RelativeMultiHeadAttention(nn.Module):
             q_u, q_v = _biased_queries(q, self.r_w_bias, self.r_r_bias, self.scale)
             probs = torch.softmax(_relative_scores(q_u, q_v, k, r, mask)[0], dim=-1)      # [B, H, T, K]
             ctx = torch.matmul(self.dropatt(probs), v)                                # [B, H, T, dh]
-        out = self.out(ctx.transpose(1, 2).reshape(h.shape))
+        out = self.out(ctx.transpose(1, 2).reshape(-1, h.shape[-1])).view(h.shape)
         return out, probs, q, k, v
 
     def fused_attention(self, q, k, v, r_padded, mask) -> torch.Tensor:

@@ -74,14 +74,19 @@ class CompressiveLayer(nn.Module):
             a, probs, q, k, v = self.attn(self.ln_attn(h), (self.ln_attn(cmem), self.ln_attn(lm.mem)),
                                           pos_emb(n_prefix + t), mask, want_probs)
             mid = h + self.drop(a)
-            out = mid + self.drop(self.ff(self.ln_ff(mid)))
+            out = mid + self.drop(self._feed_forward(self.ln_ff(mid)))
         else:
             a, probs, q, k, v = self.attn(h, (cmem, lm.mem), pos_emb(n_prefix + t), mask, want_probs)
             mid = self.ln_attn(h + self.drop(a))
-            out = self.ln_ff(mid + self.drop(self.ff(mid)))
+            out = self.ln_ff(mid + self.drop(self._feed_forward(mid)))
 
         next_lm, loss = self._update_memory(h, lm, cmem.shape[1], mem_len, cmem_len, q, k, v, probs)
         return out, next_lm, loss, (probs if need_weights else None)
+
+    def _feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, T, d] -> [B, T, d]. Tokens are flattened first: a 2-D linear layer's gradients need no copies
+        (on a 3-D input the in-place ReLU acts on a view, and autograd copies around it)."""
+        return self.ff(x.reshape(-1, x.shape[-1])).view(x.shape)
 
     # -- memory update (Algorithm 1, lines 6-9) -------------------------------------------------
     def _update_memory(self, h, lm: LayerMemory, n_cmem_keys: int, mem_len: int, cmem_len: int, q, k, v, probs):
