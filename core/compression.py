@@ -42,10 +42,12 @@ class Conv(Compressor):
         self.conv = nn.Conv1d(d_model, d_model, kernel_size=rate, stride=rate)
 
     def forward(self, old, usage=None):
-        # A strided convolution is a linear map of each flattened group: one matmul, no im2col.
-        w = self.conv.weight.permute(0, 2, 1).reshape(self.d_model, -1)       # [d, c*d]
+        # A strided convolution is a linear map of each flattened group: one matmul, no im2col. The group is
+        # flattened channel-major ([d, c], as the weight [d_out, d_in, c] lies), so the weight needs no copy.
         b, m, d = old.shape
-        return torch.nn.functional.linear(old.reshape(b, m // self.rate, self.rate * d), w, self.conv.bias)
+        groups = self.groups(old).transpose(2, 3).reshape(b * (m // self.rate), d * self.rate)   # [B*n, d*c]
+        out = torch.nn.functional.linear(groups, self.conv.weight.view(self.d_model, -1), self.conv.bias)
+        return out.view(b, m // self.rate, self.d_model)
 
 
 class DilatedConv(Compressor):

@@ -165,3 +165,18 @@ def test_temporal_range_bounds_and_extended_horizon():
     beyond_txl = [d for d in range(txl_range + 1, ct_range + 1, 2) if changed(ct, base_ct, d)]
     assert beyond_txl, "the compressed memory should carry information beyond the TransformerXL's range"
     assert max(beyond_txl) > txl_range + window
+
+
+def test_conv_compressor_is_the_strided_convolution():
+    """The conv compressor's one-matmul form equals nn.Conv1d with kernel = stride = c, and MaxPool /
+    MeanPool equal torch's pooling with kernel = stride = c."""
+    from core.compression import build_compressor
+    torch.manual_seed(6)
+    old = torch.randn(3, 12, 16, dtype=torch.float64)                    # [B, n*c, d], c = 3
+    conv = build_compressor("conv", 16, 3).double()
+    ref = torch.nn.functional.conv1d(old.transpose(1, 2), conv.conv.weight, conv.conv.bias, stride=3).transpose(1, 2)
+    torch.testing.assert_close(conv(old), ref)
+    pooled = torch.nn.functional.max_pool1d(old.transpose(1, 2), 3).transpose(1, 2)
+    torch.testing.assert_close(build_compressor("max_pool", 16, 3)(old), pooled)
+    averaged = torch.nn.functional.avg_pool1d(old.transpose(1, 2), 3).transpose(1, 2)
+    torch.testing.assert_close(build_compressor("mean_pool", 16, 3)(old), averaged)
