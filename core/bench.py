@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import queue as _queue
 import resource
 import statistics
 import sys
@@ -149,7 +150,14 @@ def _in_child(ctx, threads, fn, *args):
     queue = ctx.Queue()
     proc = ctx.Process(target=_child, args=(queue, threads, fn, *args))
     proc.start()
-    result = queue.get()
+    while True:                  # a child that dies (out of memory, an error) must not leave us waiting
+        try:
+            result = queue.get(timeout=1.0)
+            break
+        except _queue.Empty:
+            if not proc.is_alive():
+                raise RuntimeError(f"ctbench bench core: the {fn.__name__} child process exited with code "
+                                   f"{proc.exitcode} (its error is printed above)") from None
     proc.join()
     return result
 

@@ -1,7 +1,11 @@
 """`ctbench bench core` end to end at a tiny size: the table's rows hold what they claim."""
 import math
+import multiprocessing as mp
+import os
 
-from core.bench import REFERENCE, format_table, run
+import pytest
+
+from core.bench import REFERENCE, _in_child, format_table, run
 
 
 def test_bench_core_runs_both_models_and_reports_consistent_rows():
@@ -23,3 +27,12 @@ def test_bench_core_runs_both_models_and_reports_consistent_rows():
     assert math.isclose(result["step_ratio"], paired[1])                                 # the median of 3 pairs
     table = format_table(result)
     assert "| compressive | 8 / 8 |" in table and f"{result['step_ratio']:.3f}" in table
+
+
+def test_a_child_that_dies_is_reported_not_waited_for():
+    with pytest.raises(RuntimeError, match="exited with code 3"):
+        _in_child(mp.get_context("spawn"), None, _exit_three)
+
+
+def _exit_three():
+    os._exit(3)
