@@ -113,6 +113,13 @@ class CTConfig:
     def replace(self, **changes) -> "CTConfig":
         return dataclasses.replace(self, **changes)
 
+    @classmethod
+    def from_fields(cls, source, **overrides) -> "CTConfig":
+        """A CTConfig from a domain's config: every attribute of ``source`` named like a CTConfig field
+        (others are ignored), then ``overrides``. A field added here reaches every domain that declares it."""
+        values = {f.name: getattr(source, f.name) for f in dataclasses.fields(cls) if hasattr(source, f.name)}
+        return cls(**{**values, **overrides})
+
 
 def _require(ok: bool, name: str, message: str) -> None:
     if not ok:

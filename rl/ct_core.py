@@ -34,10 +34,8 @@ class CompressiveCore(nn.Module):
         # "no compression": we build it as a TransformerXL with the same total reach n_m + n_cm.
         rate = cfg.compression_rate
         mem_len, cmem_len = (cfg.mem_len + cfg.cmem_len, 0) if rate == 1 else (cfg.mem_len, cfg.cmem_len)
-        self.ct_cfg = CTConfig(d_model=cfg.hidden, n_layers=cfg.n_layers, n_heads=cfg.n_heads, d_ff=cfg.d_ff,
-                               mem_len=mem_len, cmem_len=cmem_len, compression_rate=rate if rate > 1 else 2,
-                               compression=cfg.compression, compression_loss=cfg.compression_loss,
-                               dropout=cfg.dropout, dropatt=0.0, pre_ln=cfg.pre_ln)
+        self.ct_cfg = CTConfig.from_fields(cfg, d_model=cfg.hidden, mem_len=mem_len, cmem_len=cmem_len,
+                                           compression_rate=rate if rate > 1 else 2, dropatt=0.0)
         self.stack = CompressiveTransformer(self.ct_cfg)
 
     def initial_state(self, batch_size: int, device=None) -> State:

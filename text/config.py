@@ -58,13 +58,8 @@ class ModelConfig:
             raise ConfigError("model.d_model and model.n_layers must be >= 1")
 
     def ct_config(self, mem_len: int | None = None, cmem_len: int | None = None) -> CTConfig:
-        return CTConfig(d_model=self.d_model, n_layers=self.n_layers, n_heads=self.n_heads, d_ff=self.d_ff,
-                        mem_len=self.mem_len if mem_len is None else mem_len,
-                        cmem_len=self.cmem_len if cmem_len is None else cmem_len,
-                        compression_rate=self.compression_rate, compression=self.compression,
-                        compression_loss=self.compression_loss, dropout=self.dropout, dropatt=self.dropatt,
-                        pre_ln=self.pre_ln, clamp_len=self.clamp_len, same_length=self.same_length,
-                        compression_loss_weight=self.compression_loss_weight)
+        sizes = {"mem_len": mem_len, "cmem_len": cmem_len}
+        return CTConfig.from_fields(self, **{k: v for k, v in sizes.items() if v is not None})
 
     @property
     def name(self) -> str:

@@ -83,3 +83,17 @@ def test_checkpoint_from_another_preset_is_refused(tmp_path, capsys, data_dir):
     # resuming with the run's own config continues (more steps)
     assert main(["train", "--run-dir", str(run), "--resume", "--set", "train.steps=3"]) == 0
     assert json.loads((run / "results.json").read_text())["steps"] == 3
+
+
+def test_model_config_passes_every_transformer_field_to_the_stack():
+    import dataclasses
+
+    from core import CTConfig
+    from text.config import ModelConfig
+    changed = dict(d_model=96, n_layers=3, n_heads=6, d_ff=200, mem_len=7, cmem_len=5, compression_rate=2,
+                   compression="gru", compression_loss="autoencoding", compression_loss_weight=0.5, dropout=0.2,
+                   dropatt=0.3, pre_ln=True, clamp_len=40, same_length=True)
+    shared = {f.name for f in dataclasses.fields(ModelConfig)} & {f.name for f in dataclasses.fields(CTConfig)}
+    assert shared == set(changed)                                  # the test covers every shared field
+    ct = ModelConfig(**changed).ct_config(cmem_len=11)
+    assert {k: getattr(ct, k) for k in changed} == {**changed, "cmem_len": 11}
