@@ -32,10 +32,10 @@ def summary_row(run: Path, res: dict, lines: list[dict]) -> dict:
             "compression_rate": res.get("compression_rate") if memory else None,
             "mem_len": res.get("mem_len") if memory else None, "cmem_len": res.get("cmem_len") if memory else None,
             "delay": res.get("delay"), "frames": res.get("frames"), "updates": res.get("steps"),
-            "wall_time_s": round(res["wall_time_s"]) if res.get("wall_time_s") is not None else None,
+            "wall_time_s": _round(res.get("wall_time_s"), 0),
             "final_return_last100": _round(res.get("value")),
             "best_logged_return": _round(max((r["episode_return"] for r in logged), default=None)),
-            "first_logged_return_ge_0_9_at_s": round(solved["time_s"]) if solved else None,
+            "first_logged_return_ge_0_9_at_s": _round(solved["time_s"], 0) if solved else None,
             "first_logged_return_ge_0_9_at_frames": solved["frames"] if solved else None,
             "chance_return": res.get("chance_return"), "params": res.get("params")}
 
@@ -48,6 +48,7 @@ def curve_rows(run: Path, res: dict, lines: list[dict]) -> list[dict]:
 
 
 def _round(x, digits: int = 3):
+    """x rounded to ``digits`` decimals (an int for 0); None stays None."""
     if x is None:
         return None
     return int(round(x)) if digits == 0 else round(float(x), digits)
