@@ -191,8 +191,7 @@ class RelativeMultiHeadAttention(nn.Module):
         parts = [self.project(x, w_kv) for x in (*memories, h) if x.shape[1]]
         k = torch.cat([p[0] for p in parts], dim=2)                                    # [B, H, K, dh]
         v = torch.cat([p[1] for p in parts], dim=2)
-        # The projected sinusoids, head-major, after a row of zeros: the pad of the rel-shift.
-        r = self.r_net(F.pad(pos_emb, (0, 0, 1, 0))).view(-1, self.n_heads, self.d_head).transpose(0, 1)  # [H, K+1, dh]
+        r = self.position_keys(pos_emb)                                               # [H, K+1, dh]
 
         explicit = need_weights or (self.training and self.dropatt.p > 0) or torch.is_autocast_enabled("cpu")
         if h.is_cuda and not need_weights:
@@ -206,6 +205,10 @@ class RelativeMultiHeadAttention(nn.Module):
             ctx = torch.matmul(self.dropatt(probs), v)                                # [B, H, T, dh]
         out = self.out(ctx.transpose(1, 2).reshape(-1, h.shape[-1])).view(h.shape)
         return out, probs, q, k, v
+
+    def position_keys(self, pos_emb: torch.Tensor) -> torch.Tensor:
+        """pos_emb [K, d] -> W_r R, head-major after a row of zeros (the rel-shift's pad): [H, K+1, dh]."""
+        return self.r_net(F.pad(pos_emb, (0, 0, 1, 0))).view(-1, self.n_heads, self.d_head).transpose(0, 1)
 
     def fused_attention(self, q, k, v, r_padded, mask) -> torch.Tensor:
         """The GPU path: PyTorch's fused attention kernel, with the position term BD entering as an additive

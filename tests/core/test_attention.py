@@ -37,6 +37,16 @@ def naive_relative_attention(attn, h, prefix, clamp_len=-1, same_length=False):
     return out
 
 
+def biased_attention(d_model: int, n_heads: int, seed: int) -> RelativeMultiHeadAttention:
+    """A float64 attention module whose position biases u and v are not zero."""
+    torch.manual_seed(seed)
+    attn = RelativeMultiHeadAttention(d_model, n_heads, dropatt=0.0).double()
+    with torch.no_grad():
+        attn.r_w_bias.normal_()
+        attn.r_r_bias.normal_()
+    return attn
+
+
 @pytest.mark.parametrize("clamp_len,same_length", [(-1, False), (5, False), (-1, True)])
 def test_relative_attention_matches_naive_reference(clamp_len, same_length):
     torch.manual_seed(0)
@@ -116,11 +126,7 @@ def test_causality_outputs_do_not_depend_on_future_inputs():
 def test_recomputed_attention_equals_explicit_path(same_length):
     """The CPU path that recomputes the probabilities in backward gives the explicit path's output and
     the same gradients for every input and weight (float64), with invalid memory slots masked."""
-    torch.manual_seed(3)
-    attn = RelativeMultiHeadAttention(16, 4, dropatt=0.0).double()
-    with torch.no_grad():
-        attn.r_w_bias.normal_()
-        attn.r_r_bias.normal_()
+    attn = biased_attention(16, 4, seed=3)
     b, t, cm, m = 3, 5, 4, 6
     h = torch.randn(b, t, 16, dtype=torch.float64, requires_grad=True)
     cmem = torch.randn(b, cm, 16, dtype=torch.float64, requires_grad=True)
@@ -154,18 +160,12 @@ def test_recomputed_attention_gradcheck():
 
 def test_fused_gpu_path_equals_explicit_path_on_the_cpu():
     """The SDPA path the GPU takes, run on the CPU in float64: the same output as the explicit path."""
-    import torch.nn.functional as F
-    torch.manual_seed(5)
-    attn = RelativeMultiHeadAttention(32, 4, dropatt=0.0).double()
-    with torch.no_grad():
-        attn.r_w_bias.normal_()
-        attn.r_r_bias.normal_()
+    attn = biased_attention(32, 4, seed=5)
     h, mem = torch.randn(2, 5, 32, dtype=torch.float64), torch.randn(2, 7, 32, dtype=torch.float64)
     pos = relative_position_embedding(12, 32, -1, "cpu").double()
     key_valid = torch.ones(2, 7, dtype=torch.bool)
     key_valid[0, :3] = False
     mask = attention_mask(5, 7, False, key_valid, "cpu")
     out, _, q, k, v = attn(h, (mem,), pos, mask, need_weights=True)
-    r_padded = attn.r_net(F.pad(pos, (0, 0, 1, 0))).view(-1, 4, 8).transpose(0, 1)
-    ctx = attn.fused_attention(q, k, v, r_padded, mask)
+    ctx = attn.fused_attention(q, k, v, attn.position_keys(pos), mask)
     torch.testing.assert_close(attn.out(ctx.transpose(1, 2).reshape(h.shape)), out, rtol=1e-10, atol=1e-10)
