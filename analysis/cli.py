@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ctbench report: no run directories (folders with results.json) under {' '.join(args.runs)}; "
               "train something first, e.g. `ctbench suite --preset smoke`", file=sys.stderr)
         return 1
-    command = "ctbench report " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    # the runs as given, not --out: a rebuild into another folder is byte-identical to the published one
+    command = "ctbench report " + " ".join(shlex.quote(a) for a in args.runs)
     rep = build_report(runs, Path(args.out), command.strip())
     print(f"read {len(runs)} runs; wrote {len(rep.written)} figures/tables under {args.out}/ (index: {args.out}/index.md)")
     for what, why in rep.skipped:

@@ -15,7 +15,8 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from analysis import paper
+from analysis import paper, rules
+from analysis.rules import at_trained_size
 from analysis.runs import Run, RunFormatError, flat_config, is_number
 from analysis.tables import MissingInput, atomic_write
 
@@ -31,20 +32,41 @@ class Plot:
     notes: list[str] = field(default_factory=list)
 
     def write(self, out_dir: Path) -> Path:
+        """<name>.png (no software version or date in its metadata, so a rebuild is byte-identical) and
+        <name>.md beside it: the title, the figure and its notes (what it shows, the paper's result)."""
         path = out_dir / f"{self.name}.png"
         buf = io.BytesIO()
         FigureCanvasAgg(self.figure)
-        self.figure.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+        self.figure.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
         atomic_write(path, buf.getvalue())
+        atomic_write(out_dir / f"{self.name}.md", self.markdown())
         return path
+
+    def markdown(self) -> str:
+        lines = [f"## {self.title}", "", f"![{self.title}]({self.name}.png)", ""]
+        return "\n".join(lines + [f"- {n}" for n in dict.fromkeys(self.notes)]) + "\n"
 
 
 # --------------------------------------------------------------------------- Figure 2
-def attention_buckets(stats: dict, n_buckets: int = 6, path: Path | None = None) -> pd.DataFrame:
-    """attention_stats.json -> the paper's Figure 2 data: each region ([cmem; mem; window], oldest first)
-    cut into `n_buckets` bins of equal width; `weight` is the attention mass a bin receives (the sum of its
-    slots' mean weights, so bins over all regions sum to ~1), averaged over layers; `stderr` is the standard
-    error over layers."""
+def visible_queries(cmem: int, mem: int, window: int, same_length: bool = False) -> np.ndarray:
+    """[cmem + mem + window]: how many of a full window's queries may attend to each key slot (core's
+    attention_mask: causal inside the window; with same_length, query i sees only keys j > i)."""
+    prefix = cmem + mem
+    j = np.arange(prefix + window)[None, :]
+    i = np.arange(window)[:, None]
+    allowed = j <= prefix + i
+    if same_length and prefix > 0:
+        allowed &= j > i
+    return allowed.sum(axis=0)
+
+
+def attention_buckets(stats: dict, n_buckets: int = 6, path: Path | None = None,
+                      same_length: bool = False) -> pd.DataFrame:
+    """attention_stats.json -> Figure 2's data: each region ([cmem; mem; window], oldest first) cut into
+    `n_buckets` bins of equal width; `weight` is the MEAN attention weight per slot of a bin (so a bin's size
+    does not scale it), each slot's weight averaged over the queries that can see it (the file's per-slot
+    means are over all of a window's queries, masked ones included: they are divided by the visible share),
+    then averaged over layers."""
     where = f"{path}: " if path else ""
     try:
         sizes = [int(stats["cmem_len"]), int(stats["mem_len"]), int(stats["window"])]
@@ -55,49 +77,76 @@ def attention_buckets(stats: dict, n_buckets: int = 6, path: Path | None = None)
     if per_layer.ndim != 2 or per_layer.shape[1] != sum(sizes):
         raise RunFormatError(f"{where}per_layer has shape {per_layer.shape}, expected [n_layers, "
                              f"{sum(sizes)}] = cmem {sizes[0]} + mem {sizes[1]} + window {sizes[2]}")
+    seen = visible_queries(*sizes, same_length)
+    per_slot = (per_layer * sizes[2] / np.maximum(seen, 1)).mean(axis=0)    # [K]; a slot no query sees stays 0
     rows, start, index = [], 0, 1
-    n_layers = per_layer.shape[0]
     for region, size in zip(REGIONS, sizes):
-        block = per_layer[:, start:start + size]
+        block = per_slot[start:start + size]
         start += size
         if size == 0:      # e.g. a TransformerXL has no compressed memory
             continue
         for part, chunk in enumerate(np.array_split(np.arange(size), min(n_buckets, size))):
-            mass = block[:, chunk].sum(axis=1)                          # [L]
-            sem = mass.std(ddof=1) / np.sqrt(n_layers) if n_layers > 1 else 0.0
             rows.append({"bucket": index, "region": region, "part": part + 1, "slots": len(chunk),
-                         "weight": float(mass.mean()), "stderr": float(sem)})
+                         "weight": float(block[chunk].mean())})
             index += 1
     return pd.DataFrame(rows)
 
 
-def _pick(runs: list[Run], limit: int) -> list[Run]:
-    """Compressive runs first (they are the figure's subject), then the others, at most `limit`."""
-    return sorted(runs, key=lambda r: (r.model != "compressive", str(r.path)))[:limit]
+def figure2_frame(runs: list[Run], n_buckets: int = 6) -> pd.DataFrame:
+    """One row per (dataset, bucket): the designated Compressive Transformer's mean weight per slot, mean
+    and standard deviation over seeds (`seeds` of them; std NaN with one seed)."""
+    with_stats = [r for r in runs if r.analysis_file("attention_stats.json") and r.model != "lstm"]
+    parts = []
+    for ds, arm in rules.designated_ct(with_stats).items():
+        per_seed = []
+        for r in arm.by_seed.values():
+            same = bool(flat_config(r.config).get("model.same_length", False))
+            per_seed.append(attention_buckets(r.analysis_json("attention_stats.json"), n_buckets,
+                                              r.analysis_file("attention_stats.json"), same))
+        df = per_seed[0].drop(columns="weight")
+        w = np.stack([d["weight"].to_numpy() for d in per_seed])
+        df["weight"] = w.mean(axis=0)
+        df["std"] = w.std(axis=0, ddof=1) if len(w) > 1 else np.nan
+        df["seeds"] = len(w)
+        df.insert(0, "dataset", arm.first.short_dataset)
+        df["runs"] = ", ".join(r.path.name for r in arm.by_seed.values())
+        parts.append(df)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def figure2(runs: list[Run], n_buckets: int = 6) -> Plot:
-    # an LSTM has no attention to plot, whatever its evaluation wrote
-    with_stats = [r for r in runs if r.analysis_file("attention_stats.json") and r.model != "lstm"]
-    if not with_stats:
-        raise MissingInput("Figure 2 needs analysis/attention_stats.json (ctbench text eval --run DIR --save-analysis)")
-    chosen = _pick(with_stats, 4)
-    fig = Figure(figsize=(7.5, 2.8 * len(chosen)), layout="constrained")
-    for i, r in enumerate(chosen):
-        df = attention_buckets(r.analysis_json("attention_stats.json"), n_buckets, r.analysis_file("attention_stats.json"))
-        ax = fig.add_subplot(len(chosen), 1, i + 1)
+    df = figure2_frame(runs, n_buckets)
+    if df.empty:
+        raise MissingInput("Figure 2 needs analysis/attention_stats.json of a Compressive Transformer "
+                           "(ctbench text eval --run DIR --save-analysis)")
+    datasets = list(dict.fromkeys(df.dataset))
+    fig = Figure(figsize=(7.5, 2.6 * len(datasets)), layout="constrained")
+    for i, ds in enumerate(datasets):
+        d_ds = df[df.dataset == ds]
+        ax = fig.add_subplot(len(datasets), 1, i + 1)
         for region in REGIONS:
-            d = df[df.region == region]
+            d = d_ds[d_ds.region == region]
             if d.empty:
                 continue
-            ax.bar(d.bucket, d.weight, yerr=d.stderr, color=REGION_COLOURS[region], label=region, capsize=2)
+            yerr = None if d["std"].isna().all() else d["std"]
+            ax.bar(d.bucket, d.weight, yerr=yerr, color=REGION_COLOURS[region], label=region, capsize=2)
         ax.set_xlabel("bucket (oldest to newest: compressed memory, memory, window)")
-        ax.set_ylabel("average attention weight")
-        ax.set_title(f"{r.label} on {r.dataset} ({r.path.name})", fontsize=9)
-        ax.set_xticks(df.bucket)
+        ax.set_ylabel("mean attention per slot")
+        seeds = int(d_ds.seeds.iloc[0])
+        ax.set_title(f"{ds} ({seeds} seed{'s' if seeds > 1 else ''}: {d_ds.runs.iloc[0]})", fontsize=9)
+        ax.set_xticks(d_ds.bucket)
         ax.legend(fontsize=8)
-    fig.suptitle("Figure 2: attention by position (mean over layers, 1-sigma s.e.)", fontsize=10)
-    return Plot("figure2_attention", "Figure 2: average attention weight by position", fig, [paper.FIGURE2_NOTE])
+    fig.suptitle("Figure 2: mean attention per slot, over the queries that see it and over layers", fontsize=10)
+    single = (df.seeds == 1).any()
+    return Plot("figure2_attention", "Figure 2: mean attention weight per slot by position", fig,
+                ["each bar: the mean attention weight per key slot of a bucket (6 equal-width buckets per region), "
+                 "each slot averaged over the queries of the window that can see it (the causal mask hides the "
+                 "window's newest slots from most queries), over heads, windows and layers",
+                 "error bars: standard deviation over seeds" + (
+                     "; datasets with one seed have none (attention_stats.json holds no per-window spread)"
+                     if single else ""),
+                 "the Compressive Transformer of each dataset's designated CT/TXL pair (analysis/rules.py)",
+                 paper.FIGURE2_NOTE])
 
 
 # --------------------------------------------------------------------------- Supplementary Figure 6
@@ -105,13 +154,15 @@ def compressibility_frame(runs: list[Run]) -> pd.DataFrame:
     rows = []
     for r in runs:
         data = r.analysis_json("compression_losses.json")
-        if data is None:
+        # the figure plots the attention-reconstruction loss of models trained with it; a model trained with
+        # another loss (or none) has compressed memories that were never fitted to it
+        if data is None or paper.norm_key(r.results.get("compression_loss")) != "attention" or not at_trained_size(r):
             continue
         per_layer = data.get("per_layer") if isinstance(data, dict) else None
         if not isinstance(per_layer, list) or not all(is_number(v) for v in per_layer):
             raise RunFormatError(f"{r.analysis_file('compression_losses.json')}: expected "
                                  '{"per_layer": [float, ...]}')
-        rows += [{"run": r.path.name, "label": f"{r.label}, {r.dataset}", "layer": i + 1, "loss": float(v)}
+        rows += [{"run": r.path.name, "label": f"{r.label}, {r.short_dataset}", "layer": i + 1, "loss": float(v)}
                  for i, v in enumerate(per_layer)]
     return pd.DataFrame(rows, columns=["run", "label", "layer", "loss"])
 
@@ -120,7 +171,7 @@ def layer_compressibility(runs: list[Run]) -> Plot:
     df = compressibility_frame(runs)
     if df.empty:
         raise MissingInput("layer compressibility needs analysis/compression_losses.json from a Compressive "
-                           "Transformer eval with --save-analysis")
+                           "Transformer trained with the attention-reconstruction loss (eval with --save-analysis)")
     fig = Figure(figsize=(6.5, 3.8), layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
     for (run, label), d in df.groupby(["run", "label"], sort=True):
@@ -128,11 +179,15 @@ def layer_compressibility(runs: list[Run]) -> Plot:
     if (df.loss > 0).all():
         ax.set_yscale("log")
     ax.set_xlabel("layer")
+    ax.set_xticks(sorted(df.layer.unique()))          # layers are whole numbers
     ax.set_ylabel("attention-reconstruction loss")
     ax.set_title("Layer compressibility (paper: Supplementary Figure 6)", fontsize=10)
     ax.legend(fontsize=7)
     return Plot("figure6_compressibility", "Supplementary Figure 6: compression loss per layer", fig,
-                ["paper: first layer most compressible, no clear trend with depth; word-level loss ~10x character-level"])
+                ["only runs trained with the attention-reconstruction loss; the loss of each layer's compressed "
+                 "memory at evaluation",
+                 "paper (Supplementary Figure 6): first layer most compressible, no clear trend with depth; "
+                 "word-level loss ~10x character-level"])
 
 
 # --------------------------------------------------------------------------- Figure 3
@@ -244,30 +299,48 @@ def curves_frame(runs: list[Run], y: str, x: str, splits=("test", "valid", "trai
     return pd.DataFrame(rows, columns=["run", "label", "split", "x", "y"])
 
 
+def unique_labels(labels: list[str], names: list[str]) -> list[str]:
+    """Legend entries: a label that would repeat gets its run's name."""
+    return [f"{l} ({n})" if labels.count(l) > 1 else l for l, n in zip(labels, names)]
+
+
 def figure4(runs: list[Run]) -> Plot:
-    df = curves_frame([r for r in runs if r.domain == "speech"], "loss", "step")
+    speech = [r for r in runs if r.domain == "speech"]
+    df = curves_frame(speech, "loss", "step")
     if df.empty:
         raise MissingInput("Figure 4 needs speech runs with metrics.jsonl (ctbench speech train ...)")
-    fig = Figure(figsize=(6.5, 3.8), layout="constrained")
-    ax = fig.add_subplot(1, 1, 1)
-    for (run, label, split), d in df.groupby(["run", "label", "split"], sort=True, dropna=False):
-        ax.plot(d.x, d.y, marker=".", label=f"{label} ({split})")
-    ax.set_xlabel("training step")
-    ax.set_ylabel("NLL (nats per sample)")
-    ax.set_title("Figure 4: speech modelling", fontsize=10)
-    ax.legend(fontsize=8)
-    return Plot("figure4_speech", "Figure 4: speech NLL against training steps", fig, [paper.SPEECH_NOTE])
+    dataset = {r.path.name: r.short_dataset for r in speech}
+    df["dataset"] = df.run.map(dataset)
+    datasets = sorted(df.dataset.unique())
+    fig = Figure(figsize=(5.0 * len(datasets), 3.8), layout="constrained")
+    axes = fig.subplots(1, len(datasets), squeeze=False)[0]
+    for ax, ds in zip(axes, datasets):
+        groups = list(df[df.dataset == ds].groupby(["run", "label", "split"], sort=True, dropna=False))
+        labels = unique_labels([f"{label} ({split})" for (_, label, split), _ in groups], [k[0] for k, _ in groups])
+        for ((run, label, split), d), text in zip(groups, labels):
+            ax.plot(d.x, d.y, marker=".", label=text)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("NLL (nats per sample)")
+        ax.set_title(f"Figure 4: speech modelling, {ds}", fontsize=10)
+        ax.legend(fontsize=8)
+    return Plot("figure4_speech", "Figure 4: speech NLL against training steps", fig,
+                ["one panel per dataset; held-out NLL in nats per sample against training steps", paper.SPEECH_NOTE])
 
 
 # --------------------------------------------------------------------------- Figure 5
+SOLVED_RETURN = {"nonmatching": 1.0}   # every episode rewarded: the task is solved
+
+
 def rl_frame(runs: list[Run], window: int = 5) -> tuple[pd.DataFrame, str]:
     """RL learning curves: return (human-normalised where every run logs it) against frames, smoothed
     over `window` points, one row per logged point. `task` tells the settings apart (the environment and,
-    where a run records it, its delay), so a short-delay check and the long-delay comparison never merge."""
+    where a run records it, its delay), so a short-delay check and the long-delay comparison never merge;
+    `arm` the runs of one setting (analysis.rules.arms), `seed` the run's seed."""
     rl = [r for r in runs if r.domain == "rl" and not r.metrics.empty and "frames" in r.metrics]
     use_hn = bool(rl) and all("human_normalised" in r.metrics and r.metrics["human_normalised"].notna().any()
                               for r in rl)
     y = "human_normalised" if use_hn else "episode_return"
+    arm_of = {id(r): i for i, a in enumerate(rules.arms(rl)) for r in a.runs}
     rows = []
     for r in rl:
         if y not in r.metrics:
@@ -278,8 +351,23 @@ def rl_frame(runs: list[Run], window: int = 5) -> tuple[pd.DataFrame, str]:
         delay = r.results.get("delay")
         task = f"{r.dataset}, delay {delay}" if delay is not None else str(r.dataset)
         rows += [{"run": r.path.name, "task": task, "delay": delay if delay is not None else -1, "group": group,
-                  "frames": float(f), "y": float(v)} for f, v in zip(d["frames"], smooth)]
-    return pd.DataFrame(rows, columns=["run", "task", "delay", "group", "frames", "y"]), y
+                  "arm": arm_of[id(r)], "seed": rules.seed_of(r), "frames": float(f), "y": float(v)}
+                 for f, v in zip(d["frames"], smooth)]
+    return pd.DataFrame(rows, columns=["run", "task", "delay", "group", "arm", "seed", "frames", "y"]), y
+
+
+def seed_band(g: pd.DataFrame, points: int = 100) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """One arm's runs -> (frames, mean, low, high, seeds) over the frames every seed reached (no run is
+    continued past its last point); reruns of a seed are left out (its first run in name order counts)."""
+    firsts = g.sort_values("run").drop_duplicates("seed")["run"]
+    curves = [d for run, d in g.groupby("run", sort=True) if run in set(firsts)]
+    lo, hi = max(d.frames.min() for d in curves), min(d.frames.max() for d in curves)
+    if len(curves) == 1:
+        d = curves[0]
+        return d.frames.to_numpy(), d.y.to_numpy(), d.y.to_numpy(), d.y.to_numpy(), 1
+    grid = np.linspace(lo, hi, points)
+    ys = np.stack([np.interp(grid, d.frames, d.y) for d in curves])
+    return grid, ys.mean(axis=0), ys.min(axis=0), ys.max(axis=0), len(curves)
 
 
 def figure5(runs: list[Run]) -> Plot:
@@ -289,19 +377,29 @@ def figure5(runs: list[Run]) -> Plot:
     tasks = df.sort_values(["delay", "task"]).task.unique().tolist()
     fig = Figure(figsize=(6.5 if len(tasks) == 1 else 4.2 * len(tasks), 3.8), layout="constrained")
     axes = fig.subplots(1, len(tasks), sharey=True, squeeze=False)[0]
+    rl = {r.path.name: r for r in runs if r.domain == "rl"}
     for ax, task in zip(axes, tasks):
-        for group, g in df[df.task == task].groupby("group", sort=True):
-            # seeds of one compression rate: mean and spread on a common frame grid
-            grid = np.linspace(g.frames.min(), g.frames.max(), 100)
-            curves = np.stack([np.interp(grid, d.frames, d.y) for _, d in g.groupby("run")])
-            mean = curves.mean(axis=0)
-            line, = ax.plot(grid, mean, label=f"{group} ({len(curves)} run{'s' if len(curves) > 1 else ''})")
-            if len(curves) > 1:
-                ax.fill_between(grid, curves.min(axis=0), curves.max(axis=0), color=line.get_color(), alpha=0.2)
+        here = df[df.task == task]
+        arms = sorted(here.groupby("arm"), key=lambda kv: (kv[1].group.iloc[0], sorted(kv[1].run)[0]))
+        labels = unique_labels([g.group.iloc[0] for _, g in arms], [" + ".join(sorted(g.run.unique())) for _, g in arms])
+        for (_, g), label in zip(arms, labels):
+            frames, mean, low, high, seeds = seed_band(g)
+            line, = ax.plot(frames, mean, label=f"{label}, {seeds} seed{'s' if seeds > 1 else ''}")
+            if seeds > 1:
+                ax.fill_between(frames, low, high, color=line.get_color(), alpha=0.2)
+        first = rl[here.run.iloc[0]].results
+        if y == "episode_return" and is_number(first.get("chance_return")):
+            ax.axhline(first["chance_return"], color="grey", linestyle=":", label="chance")
+        solved = first.get("solved_return", SOLVED_RETURN.get(str(first.get("dataset"))))
+        if y == "episode_return" and is_number(solved):
+            ax.axhline(solved, color="black", linestyle="--", linewidth=0.8, label="solved")
         ax.set_xlabel("environment frames")
         ax.set_title("Figure 5: RL learning curves by compression rate" if len(tasks) == 1 else task, fontsize=10)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     axes[0].set_ylabel("human-normalised score" if y == "human_normalised" else "episode return")
     if len(tasks) > 1:
         fig.suptitle("Figure 5: RL learning curves by compression rate", fontsize=10)
-    return Plot("figure5_rl", "Figure 5: RL return against frames by compression rate", fig, [paper.RL_NOTE])
+    return Plot("figure5_rl", "Figure 5: RL return against frames by compression rate", fig,
+                ["one line per setting: the mean over its seeds (band: min to max over seeds) up to the frames "
+                 "every seed reached; a rerun of a seed with another budget is its own line; return smoothed "
+                 "over 5 logged points", "dotted: chance; dashed: solved (every episode rewarded)", paper.RL_NOTE])

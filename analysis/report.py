@@ -8,13 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from analysis import figures, tables
+from analysis import claims, figures, tables
 from analysis.runs import Run, RunFormatError, results_frame
 from analysis.tables import MissingInput, Table, atomic_write
 
 # (section, builder): builders return a Table/Plot or a list of them, or raise MissingInput.
 BUILDERS = [
     ("tables", tables.headline),
+    ("tables", claims.claims),
     ("figures", figures.figure2),
     ("figures", figures.layer_compressibility),
     ("tables", tables.table7),
@@ -33,6 +34,8 @@ class Report:
     written: list[tuple[str, Path]] = field(default_factory=list)   # (title, file) for the index
     skipped: list[tuple[str, str]] = field(default_factory=list)    # (what, why)
     headline: Table | None = None
+    claims: Table | None = None
+    all_runs: Table | None = None
     failed: bool = False                                             # a builder raised something unexpected
 
 
@@ -58,6 +61,10 @@ def build_report(runs: list[Run], out: Path, command: str = "ctbench report") ->
                 rep.written.append((item.title, paths[0]))
                 if item.name == "headline":
                     rep.headline = item
+                elif item.name == "claims":
+                    rep.claims = item
+                elif item.name == "all_runs":
+                    rep.all_runs = item
             else:
                 path = item.write(out / section)
                 rep.written.append((item.title, path))
@@ -68,10 +75,12 @@ def build_report(runs: list[Run], out: Path, command: str = "ctbench report") ->
 
 def index_markdown(rep: Report, runs: list[Run], command: str) -> str:
     lines = ["# ctbench results", "",
-             f"Made by `{command}` from {len(runs)} run director{'y' if len(runs) == 1 else 'ies'}. "
+             f"Made by `{command} --out DIR` from {len(runs)} run director{'y' if len(runs) == 1 else 'ies'} "
+             "(DIR: this folder). "
              "Every number below is ours unless a column says `paper`.", ""]
-    if rep.headline is not None:
-        lines += [rep.headline.markdown(), ""]
+    for table in (rep.headline, rep.claims, rep.all_runs):
+        if table is not None:
+            lines += [table.markdown(), ""]
     lines += ["## Figures and tables", ""]
     for title, path in rep.written:
         rel = path.relative_to(rep.out).as_posix()

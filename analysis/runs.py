@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,11 @@ class Run:
     @property
     def dataset(self) -> str:
         return str(self.results.get("dataset", ""))
+
+    @property
+    def short_dataset(self) -> str:
+        """The dataset without its source: 'books:../shared/data/gutenberg' -> 'books'."""
+        return self.dataset.split(":", 1)[0]
 
     @property
     def label(self) -> str:
@@ -149,9 +155,21 @@ RESULT_COLUMNS = ["domain", "dataset", "model", "preset", "split", "metric", "va
                   "mem_len", "cmem_len", "compression_rate", "compression", "compression_loss"]
 
 
+def relative_names(runs: list[Run]) -> dict[Path, str]:
+    """Each run's folder relative to the folder all of them share (no absolute paths in published files)."""
+    if not runs:
+        return {}
+    root = Path(os.path.commonpath([str(r.path) for r in runs]))
+    if len(runs) == 1:
+        root = runs[0].path.parent
+    return {r.path: r.path.relative_to(root).as_posix() for r in runs}
+
+
 def results_frame(runs: list[Run]) -> pd.DataFrame:
-    """One row per run: the contract's results.json keys (missing ones NaN) plus `run` (its folder)."""
-    rows = [{**{k: r.results.get(k) for k in RESULT_COLUMNS}, "run": str(r.path)} for r in runs]
+    """One row per run: the contract's results.json keys (missing ones NaN) plus `run` (its folder, relative
+    to the folder the runs share)."""
+    names = relative_names(runs)
+    rows = [{**{k: r.results.get(k) for k in RESULT_COLUMNS}, "run": names[r.path]} for r in runs]
     return pd.DataFrame(rows, columns=RESULT_COLUMNS + ["run"])
 
 

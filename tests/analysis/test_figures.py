@@ -16,15 +16,33 @@ def assert_real_png(path):
 
 
 def test_attention_buckets_equal_width_bins_per_region():
-    stats = {"cmem_len": 6, "mem_len": 12, "window": 3, "n_layers": 2,
-             "per_layer": [list(np.arange(21) / 210.0), list(np.arange(21) / 210.0)]}
+    # every slot's weight is the same for the queries that see it: the bars must be equal whatever the bucket
+    # widths (a sum would scale them by the slots per bucket) and whatever the causal mask hides
+    cmem, mem, window = 6, 12, 3
+    seen_by = figures.visible_queries(cmem, mem, window)
+    assert list(seen_by) == [3] * 18 + [3, 2, 1]           # window slot j: queries j..2
+    per_slot = 0.05 * seen_by / window                      # the file's mean over all 3 queries, masked ones as 0
+    stats = {"cmem_len": cmem, "mem_len": mem, "window": window, "n_layers": 2, "per_layer": [list(per_slot)] * 2}
     df = figures.attention_buckets(stats, n_buckets=6)
     assert list(df.region.value_counts()[list(figures.REGIONS)]) == [6, 6, 3]   # window has only 3 slots
     assert list(df.slots) == [1] * 6 + [2] * 6 + [1] * 3
-    assert df.weight.sum() == pytest.approx(1.0)
+    assert df.weight.to_numpy() == pytest.approx(np.full(15, 0.05))
+
+
+def test_attention_buckets_average_slots_and_layers():
+    stats = {"cmem_len": 6, "mem_len": 12, "window": 3, "n_layers": 2,
+             "per_layer": [list(np.arange(21) / 210.0), list(np.arange(21) / 105.0)]}
+    df = figures.attention_buckets(stats, n_buckets=6)
     mem_first = df[(df.region == "memory") & (df.part == 1)].weight.item()
-    assert mem_first == pytest.approx((6 + 7) / 210.0)
-    assert (df.stderr == 0).all()                    # identical layers: no spread
+    assert mem_first == pytest.approx(((6 + 7) / 2 / 210.0 + (6 + 7) / 2 / 105.0) / 2)   # mean of 2 slots, 2 layers
+    newest = df[df.region == "window"].weight.iloc[-1]
+    assert newest == pytest.approx((20 / 210.0 + 20 / 105.0) / 2 * 3)   # seen by 1 of 3 queries
+
+
+def test_same_length_hides_the_oldest_slots_from_late_queries():
+    v = figures.visible_queries(2, 0, 3, same_length=True)
+    # key j is seen by queries i with j - 2 <= i and i < j
+    assert list(v) == [0, 1, 2, 2, 1]
 
 
 def test_attention_buckets_rejects_wrong_width():
@@ -33,10 +51,11 @@ def test_attention_buckets_rejects_wrong_width():
 
 
 def test_figure2_png(tmp_path):
-    make_run(tmp_path, "ct", analysis={"attention_stats.json": attention_stats()})
+    make_run(tmp_path, "ct", dataset="books:../data/gutenberg", analysis={"attention_stats.json": attention_stats()})
     plot = figures.figure2(load_runs([tmp_path]))
     ax = plot.figure.axes[0]
-    assert ax.get_ylabel() == "average attention weight" and "compressed memory" in ax.get_xlabel()
+    assert ax.get_ylabel() == "mean attention per slot" and "compressed memory" in ax.get_xlabel()
+    assert ax.get_title() == "books (1 seed: ct)"
     assert len(ax.patches) == 18                  # 6 buckets x 3 regions
     assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == sorted(figures.REGIONS)
     assert_real_png(plot.write(tmp_path / "out"))
@@ -95,9 +114,11 @@ def test_figure5_rl_groups_seeds_by_compression_rate(tmp_path):
         for seed in (0, 1):
             rows = [{"split": "train", "step": i, "frames": 1000 * i, "episode_return": c * i / 10 + seed, "lr": 1e-4}
                     for i in range(20)]
-            make_run(tmp_path, f"c{c}s{seed}", domain="rl", metric="return", compression_rate=c, metrics=rows)
+            make_run(tmp_path, f"c{c}s{seed}", domain="rl", metric="return", compression_rate=c, metrics=rows,
+                     config=f"[run]\nseed = {seed}\n", chance_return=0.5, dataset="nonmatching")
     rows = [{"split": "train", "step": i, "frames": 1000 * i, "episode_return": 0.1, "lr": 1e-4} for i in range(20)]
-    make_run(tmp_path, "lstm", domain="rl", model="lstm", metric="return", metrics=rows)
+    make_run(tmp_path, "lstm", domain="rl", model="lstm", metric="return", metrics=rows, dataset="nonmatching",
+             chance_return=0.5)
     runs = load_runs([tmp_path])
     df, y = figures.rl_frame(runs, window=1)
     assert y == "episode_return" and set(df.group) == {"c=1", "c=2", "c=4", "LSTM"}
@@ -106,7 +127,8 @@ def test_figure5_rl_groups_seeds_by_compression_rate(tmp_path):
     ax = plot.figure.axes[0]
     assert ax.get_xlabel() == "environment frames" and ax.get_ylabel() == "episode return"
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels == ["LSTM (1 run)", "c=1 (2 runs)", "c=2 (2 runs)", "c=4 (2 runs)"]
+    assert labels == ["LSTM, 1 seed", "c=1, 2 seeds", "c=2, 2 seeds", "c=4, 2 seeds", "chance", "solved"]
+    assert [ln.get_ydata()[0] for ln in ax.get_lines()[4:]] == [0.5, 1.0]
     assert ax.get_lines()[3].get_ydata()[-1] == pytest.approx(4 * 17 / 10 + 0.5)   # 5-point smoothing, mean of 2 seeds
     assert_real_png(plot.write(tmp_path / "out"))
 
@@ -122,7 +144,7 @@ def test_figure5_keeps_tasks_with_different_delays_apart(tmp_path):
     plot = figures.figure5(runs)
     axes = plot.figure.axes
     assert [ax.get_title() for ax in axes] == ["nonmatching, delay 1", "nonmatching, delay 8"]
-    assert [[t.get_text() for t in ax.get_legend().get_texts()] for ax in axes] == [["c=4 (1 run)"]] * 2
+    assert [[t.get_text() for t in ax.get_legend().get_texts()] for ax in axes] == [["c=4, 1 seed", "solved"]] * 2
     assert axes[0].get_lines()[0].get_ydata()[-1] == pytest.approx(0.9)
     assert axes[1].get_lines()[0].get_ydata()[-1] == pytest.approx(0.6)
     assert_real_png(plot.write(tmp_path / "out"))
@@ -161,10 +183,30 @@ def test_attention_buckets_of_a_transformerxl_have_no_compressed_region():
     assert list(df.region.unique()) == ["memory", "window"] and len(df) == 12
 
 
-def test_figure2_legend_of_a_transformerxl_lists_only_its_regions(tmp_path):
-    make_run(tmp_path, "txl", model="transformerxl", analysis={"attention_stats.json": attention_stats(cmem=0)})
-    ax = figures.figure2(load_runs([tmp_path])).figure.axes[0]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["memory", "window"]
+def test_figure2_shows_the_designated_ct_with_seed_error_bars_and_no_txl(tmp_path):
+    for seed in (0, 1):
+        make_run(tmp_path, f"ct{seed}", config=f"[train]\nseed = {seed}\n", mem_len=12, cmem_len=6,
+                 analysis={"attention_stats.json": attention_stats(seed=seed)})
+    make_run(tmp_path, "txl", model="transformerxl", mem_len=18, analysis={"attention_stats.json": attention_stats(cmem=0)})
+    runs = load_runs([tmp_path])
+    df = figures.figure2_frame(runs)
+    one = [figures.attention_buckets(attention_stats(seed=s)).weight.to_numpy() for s in (0, 1)]
+    assert df.weight.to_numpy() == pytest.approx((one[0] + one[1]) / 2)
+    assert df["std"].to_numpy() == pytest.approx(np.std(one, axis=0, ddof=1))
+    assert set(df.seeds) == {2} and set(df.runs) == {"ct0, ct1"}
+    ax = figures.figure2(runs).figure.axes[0]
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == sorted(figures.REGIONS)
+    with pytest.raises(MissingInput):
+        figures.figure2([r for r in runs if r.model == "transformerxl"])
+
+
+def test_figure_notes_are_written_beside_the_figure(tmp_path):
+    make_run(tmp_path, "ct", analysis={"attention_stats.json": attention_stats()})
+    plot = figures.figure2(load_runs([tmp_path]))
+    plot.write(tmp_path / "out")
+    md = (tmp_path / "out" / "figure2_attention.md").read_text()
+    assert "![Figure 2: mean attention weight per slot by position](figure2_attention.png)" in md
+    assert "- " + figures.paper.FIGURE2_NOTE in md
 
 
 def test_figure3_compares_schedules_of_one_model(tmp_path):
@@ -175,3 +217,45 @@ def test_figure3_compares_schedules_of_one_model(tmp_path):
     assert "every4" in plot.figure.axes[0].get_title()          # the run with a schedule is the one shown
     labels = [t.get_text() for t in plot.figure.axes[-1].get_legend().get_texts()]
     assert labels == ["every 4 windows from step 30 (every4)", "1 window per update (plain)"]
+
+
+def test_figure4_one_panel_per_dataset_with_unique_legend_entries(tmp_path):
+    for ds in ("fsdd", "synthetic-speech"):
+        for name, model in ((f"{ds}-ct", "compressive"), (f"{ds}-ct-b", "compressive"), (f"{ds}-wn", "wavenet")):
+            rows = [{"split": "valid", "step": s, "loss": 3.0 - s / 100, "lr": 1e-4} for s in range(0, 30, 10)]
+            make_run(tmp_path, name, domain="speech", model=model, dataset=ds, metrics=rows, metric="nll_nats")
+    axes = figures.figure4(load_runs([tmp_path])).figure.axes
+    assert [ax.get_title() for ax in axes] == ["Figure 4: speech modelling, fsdd",
+                                               "Figure 4: speech modelling, synthetic-speech"]
+    for ax, ds in zip(axes, ("fsdd", "synthetic-speech")):
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+            f"compressive c=3 (valid) ({ds}-ct)", f"compressive c=3 (valid) ({ds}-ct-b)", "wavenet (valid)"]
+
+
+def test_figure6_integer_layer_ticks_and_only_attention_loss_runs(tmp_path):
+    make_run(tmp_path, "att", analysis={"compression_losses.json": {"per_layer": [0.1, 0.2, 0.3]}})
+    make_run(tmp_path, "ae", compression_loss="autoencoding",
+             analysis={"compression_losses.json": {"per_layer": [0.5, 0.6, 0.7]}})
+    runs = load_runs([tmp_path])
+    assert list(figures.compressibility_frame(runs).run.unique()) == ["att"]
+    ax = figures.layer_compressibility(runs).figure.axes[0]
+    assert list(ax.get_xticks()) == [1, 2, 3]
+    with pytest.raises(MissingInput):
+        figures.layer_compressibility([r for r in runs if r.path.name == "ae"])
+
+
+def test_figure5_a_run_ends_where_its_data_ends_and_reruns_of_a_seed_are_no_band(tmp_path):
+    for name, seed, n in (("long", 0, 20), ("short", 1, 10), ("rerun", 0, 20)):
+        rows = [{"split": "train", "step": i, "frames": 100 * i, "episode_return": 0.5 + seed / 10, "lr": 1e-4}
+                for i in range(n)]
+        budget = 900 if name == "rerun" else 480
+        make_run(tmp_path, name, domain="rl", metric="return", compression_rate=4, dataset="nonmatching",
+                 metrics=rows, config=f"[run]\nseed = {seed}\nmax_time_s = {budget}\n")
+    ax = figures.figure5(load_runs([tmp_path])).figure.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["c=4 (long + short), 2 seeds", "c=4 (rerun), 1 seed", "solved"]
+    band_line, rerun_line = ax.get_lines()[:2]
+    assert band_line.get_xdata()[-1] == 900.0          # the shorter seed's last frame: no flat continuation
+    assert band_line.get_ydata() == pytest.approx(np.full(100, 0.55))
+    assert rerun_line.get_xdata()[-1] == 1900.0
+    assert len(ax.collections) == 1                    # one band: the two seeds, not the rerun

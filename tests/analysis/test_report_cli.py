@@ -6,20 +6,22 @@ def test_report_writes_every_figure_and_table(tmp_path, capsys):
     make_everything(tmp_path / "runs")
     out = tmp_path / "results"
     assert main([str(tmp_path / "runs"), "--out", str(out)]) == 0
-    figs = sorted(p.name for p in (out / "figures").iterdir())
+    figs = sorted(p.name for p in (out / "figures").glob("*.png"))
     assert figs == ["figure2_attention.png", "figure3_schedule.png", "figure4_speech.png", "figure5_rl.png",
                     "figure6_compressibility.png"]
+    assert sorted(p.name for p in (out / "figures").glob("*.md")) == [f.replace(".png", ".md") for f in figs]
     tabs = sorted(p.name for p in (out / "tables").glob("*.md"))
-    assert tabs == ["headline.md", "longrange.md", "table5_compression.md", "table7_frequency_longrange.md",
-                    "table8_9_sweep_longrange_cpu-longrange.md"]
+    assert tabs == ["all_runs.md", "claims.md", "headline.md", "longrange.md", "table5_compression.md",
+                    "table7_frequency_longrange.md", "table8_9_sweep_longrange_cpu-longrange.md"]
     assert all((out / "tables" / t.replace(".md", ".csv")).is_file() for t in tabs)
     index = (out / "index.md").read_text()
-    assert "![Figure 2: average attention weight by position](figures/figure2_attention.png)" in index
+    assert "![Figure 2: mean attention weight per slot by position](figures/figure2_attention.png)" in index
     assert "[Table 7: perplexity by training frequency (longrange)](tables/table7_frequency_longrange.md)" in index
-    assert "Not made" not in index and "6 run directories" in index and f"--out {out}" in index
+    assert "Not made" not in index and "6 run directories" in index
+    assert f"Made by `ctbench report {tmp_path / 'runs'} --out DIR`" in index
     assert "| 1.38 |" in (out / "tables" / "table8_9_sweep_longrange_cpu-longrange.md").read_text()
     assert (out / "runs.csv").read_text().count("\n") == 7
-    assert "read 6 runs; wrote 10 figures/tables" in capsys.readouterr().out
+    assert "read 6 runs; wrote 12 figures/tables" in capsys.readouterr().out
 
 
 def test_report_with_partial_inputs_notes_what_is_missing(tmp_path, capsys):
@@ -60,3 +62,16 @@ def test_a_crashing_builder_costs_only_its_own_output(tmp_path, capsys, monkeypa
     assert main([str(tmp_path / "runs"), "--out", str(tmp_path / "out")]) == 1
     assert "boom: FAILED: ZeroDivisionError: bug" in capsys.readouterr().err
     assert (tmp_path / "out" / "tables" / "headline.md").exists()
+
+
+def test_report_is_byte_identical_across_runs_and_output_folders(tmp_path):
+    make_everything(tmp_path / "runs")
+    assert main([str(tmp_path / "runs"), "--out", str(tmp_path / "a")]) == 0
+    assert main([str(tmp_path / "runs"), "--out", str(tmp_path / "b")]) == 0
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert len(files) == 26 and files == sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*")
+                                                if p.is_file())
+    for f in files:
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+    published = [(tmp_path / "a" / f).read_bytes() for f in files]
+    assert not any(str(tmp_path).encode() in b for b, f in zip(published, files) if f.name != "index.md")

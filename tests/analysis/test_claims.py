@@ -1,0 +1,40 @@
+from analysis import claims, rules
+from analysis.runs import load_runs
+from analysis_fixtures import make_run
+
+CFG = "[model]\nd_model = 32\n[train]\nseed = {seed}\nlr = 0.002\nmin_lr = 0.0\nupdate_every = {every}\n"
+
+
+def test_claims_list_every_claim_with_not_run_and_its_command(tmp_path):
+    rows = [{"split": "train", "step": i, "frames": 100 * i, "episode_return": 0.5, "lr": 1e-4} for i in range(5)]
+    make_run(tmp_path, "rl", domain="rl", dataset="nonmatching", metric="return", metrics=rows)
+    df = claims.claims(load_runs([tmp_path])).frame
+    assert list(df.claim) == [
+        "CT beats TXL of equal attention cost", "CT beats TXL of equal attention cost on raw speech",
+        "compressed memory helps beyond the TXL's range", "the CT's gain is largest on rare words",
+        "conv + attention-reconstruction loss is the best compressor",
+        "attention rises from the oldest memory into the compressed memory", "the first layer is the most compressible",
+        "a larger compressed memory at evaluation helps", "c=4 learns the memory task, c=1 does not",
+        "fewer parameter updates beat learning-rate decay"]
+    assert set(df.verdict) == {"not run"} and all(c.startswith("ctbench ") for c in df.command)
+    assert "train.update_every=4" in df.set_index("claim").loc["fewer parameter updates beat learning-rate decay",
+                                                                "command"]
+
+
+def test_section_551_claim_is_judged_by_the_rule_over_seeds(tmp_path):
+    for seed in (0, 1, 2):
+        make_run(tmp_path, f"every{seed}", value=1.20 + seed / 100, config=CFG.format(seed=seed, every=1))
+        make_run(tmp_path, f"update4-{seed}", value=1.10 + seed / 100, config=CFG.format(seed=seed, every=4))
+    df = claims.claims(load_runs([tmp_path])).frame.set_index("claim")
+    row = df.loc["fewer parameter updates beat learning-rate decay (as run: both decay the lr)"]
+    assert row["verdict"] == "reproduced" and row["seeds"] == "3 vs 3"
+    assert "1.11 +- 0.01 (3 seeds)" in row["ours"] and "1.21 +- 0.01 (3 seeds)" in row["ours"]
+    assert df.loc["fewer parameter updates (constant lr) beat learning-rate decay", "verdict"] == "not run"
+
+
+def test_one_seed_claims_get_no_verdict(tmp_path):
+    make_run(tmp_path, "ct", dataset="enwik8", value=1.0)
+    make_run(tmp_path, "txl", model="transformerxl", dataset="enwik8", value=2.0, mem_len=24)
+    df = claims.claims(load_runs([tmp_path])).frame
+    row = df[df.claim == "CT beats TXL of equal attention cost (enwik8, test)"].iloc[0]
+    assert row["verdict"] == rules.NO_VERDICT and row["seeds"] == "1 vs 1"
