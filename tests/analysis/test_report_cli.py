@@ -75,3 +75,20 @@ def test_report_is_byte_identical_across_runs_and_output_folders(tmp_path):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
     published = [(tmp_path / "a" / f).read_bytes() for f in files]
     assert not any(str(tmp_path).encode() in b for b, f in zip(published, files) if f.name != "index.md")
+
+
+def test_published_results_are_rebuilt_exactly_from_results_cpu_runs(tmp_path):
+    """results/ holds what `ctbench report results/cpu-runs --out results` writes, byte for byte."""
+    from pathlib import Path
+    results = Path(__file__).resolve().parents[2] / "results"
+    assert main([str(results / "cpu-runs"), "--out", str(tmp_path)]) == 0
+    made = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    published = sorted(p.relative_to(results) for d in ("figures", "tables") for p in (results / d).rglob("*")
+                       if p.is_file()) + [Path("index.md"), Path("runs.csv")]
+    assert made == sorted(published)
+    for f in made:
+        if f.name != "index.md":   # the index names the runs folder as given on the command line
+            assert (tmp_path / f).read_bytes() == (results / f).read_bytes(), f
+    index = (results / "index.md").read_text()
+    assert index.startswith("# ctbench results\n\nMade by `ctbench report results/cpu-runs --out DIR`")
+    assert (tmp_path / "index.md").read_text().replace(str(results / "cpu-runs"), "results/cpu-runs") == index

@@ -300,3 +300,18 @@ def test_longrange_makes_one_table_per_corpus(tmp_path):
 
 def test_paper_citation_has_every_author():
     assert paper.CITATION.startswith("Rae, Potapenko, Jayakumar, Hillier, Lillicrap.")
+
+
+def test_rare_word_claim_is_judged_in_bits_over_seeds(tmp_path):
+    for seed, (ct_rare, ct_freq) in enumerate(((800, 7.9), (820, 7.95), (790, 7.9))):
+        cfg = f"[model]\nd_model = 32\n[train]\nseed = {seed}\n"
+        word_run(tmp_path, f"txl{seed}", "transformerxl", [8, 60, 200, 1000], mem_len=24, config=cfg)
+        word_run(tmp_path, f"ct{seed}", "compressive", [ct_freq, 60, 200, ct_rare], config=cfg)
+    [t] = tables.table7(load_runs([tmp_path]))
+    note = next(n for n in t.notes if "rare words" in n)
+    adv_rare = np.log2(1000 / np.array([800, 820, 790]))
+    adv_freq = np.log2(8 / np.array([7.9, 7.95, 7.9]))
+    v = rules.verdict(dict(enumerate(adv_rare)), dict(enumerate(adv_freq)), lower_better=False)
+    assert v.label == "reproduced" and note.startswith("paper's claim (larger gain on rare words than on frequent "
+                                                       "ones): reproduced")
+    assert note.endswith("paired by seed)")
