@@ -395,7 +395,8 @@ def figure5(runs: list[Run]) -> Plot:
             ax.axhline(solved, color="black", linestyle="--", linewidth=0.8, label="solved")
         ax.set_xlabel("environment frames")
         ax.set_title("Figure 5: RL learning curves by compression rate" if len(tasks) == 1 else task, fontsize=10)
-        ax.legend(fontsize=7)
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)   # below: curves stay visible
     axes[0].set_ylabel("human-normalised score" if y == "human_normalised" else "episode return")
     if len(tasks) > 1:
         fig.suptitle("Figure 5: RL learning curves by compression rate", fontsize=10)

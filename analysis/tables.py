@@ -145,7 +145,7 @@ def headline(runs: list[Run]) -> list[Table]:
     for p in pairs:
         v, unit = pair_verdict(p)
         ref = {m: paper.HEADLINE.get((paper.norm_dataset(p.dataset), m)) for m in ("compressive", "transformerxl")}
-        rows.append({"domain": p.domain, "dataset": p.dataset, "split": p.split, "unit": unit,
+        rows.append({"domain": p.domain, "dataset": p.ct.first.short_dataset, "split": p.split, "unit": unit,
                      "CT": rules.mean_std(p.ct.values()), "TXL": rules.mean_std(p.txl.values()),
                      "CT advantage": v.advantage,
                      "95% interval": f"[{v.lo:+.3g}, {v.hi:+.3g}]" if not math.isnan(v.lo) else "–",
