@@ -40,11 +40,6 @@ def lower_is_better(metric: str) -> bool:
     return str(metric) in LOWER_IS_BETTER
 
 
-def better(a: float, b: float, metric: str) -> bool:
-    """Whether value `a` is better than `b` under `metric`."""
-    return a < b if lower_is_better(metric) else a > b
-
-
 def best_index(values, metric: str):
     """Index label of the best entry of a pandas Series of `metric` values."""
     return values.idxmin() if lower_is_better(metric) else values.idxmax()

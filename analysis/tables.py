@@ -426,6 +426,9 @@ def table7(runs: list[Run]) -> list[Table]:
         for model in ("lstm", "transformerxl", "compressive"):
             rows.append({"row": f"{model} (paper)", **paper.TABLE7[model]})
         rows.append({"row": "relative gain over TXL (paper)", **paper.TABLE7_GAIN})
+        if any(arm.first.analysis_file("token_losses.npz") is None for arm, _ in chosen.values()):
+            notes.append(f"from per-bucket sums ({FREQUENCY_FILE}; no per-token file): unpaired, no per-token "
+                         "comparison of the models")
         notes.append("paper: Table 7, WikiText-103 test perplexity by training frequency (LSTM from Rae et al. 2018)")
         notes.append("relative gain = (ppl_TXL - ppl_CT) / ppl_TXL; perplexities are shown as the paper shows "
                      "them, the verdict is decided on the CT's advantage in bits per token (rarest bucket vs >10K) "

@@ -139,6 +139,8 @@ def test_table7_from_the_compact_per_bucket_file_equals_the_per_token_one(tmp_pa
     [a] = tables.table7(load_runs([tmp_path / "npz"]))
     [b] = tables.table7(load_runs([tmp_path / "json"]))
     pd.testing.assert_frame_equal(a.frame, b.frame, rtol=1e-5)   # the npz holds float32 losses
+    assert any("no per-token file): unpaired" in n for n in b.notes)
+    assert not any("unpaired" in n for n in a.notes)
 
 
 def test_table7_scales_edges_with_corpus_size_and_says_so(tmp_path):
