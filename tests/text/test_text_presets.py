@@ -97,3 +97,18 @@ def test_model_config_passes_every_transformer_field_to_the_stack():
     assert shared == set(changed)                                  # the test covers every shared field
     ct = ModelConfig(**changed).ct_config(cmem_len=11)
     assert {k: getattr(ct, k) for k in changed} == {**changed, "cmem_len": 11}
+
+
+def test_tied_head_follows_a_float64_model():
+    """The tied head's logits, log-probabilities and NLL stay float64 in a float64 model and equal a float64
+    reference (they were cast down to float32)."""
+    torch.manual_seed(0)
+    lm = LanguageModel(load_config(TextConfig, "text", "cpu-enwik8").model, 256).double()
+    head = lm.head
+    h = torch.randn(5, lm.cfg.d_model, dtype=torch.float64)
+    target = torch.tensor([0, 7, 255, 31, 128])
+    ref = torch.log_softmax(h @ lm.embed.weight.T + head.bias, dim=-1)
+    logp, nll = head.log_prob(h), head.nll(h, target)
+    assert logp.dtype == nll.dtype == torch.float64
+    torch.testing.assert_close(logp, ref, rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(nll, -ref.gather(1, target[:, None])[:, 0], rtol=1e-13, atol=1e-13)
