@@ -22,34 +22,45 @@ from torch import nn
 
 
 def sinusoid_positions(distances: torch.Tensor, d_model: int) -> torch.Tensor:
-    """distances: [K] (float) -> [K, d_model] sinusoidal embeddings (sin half, cos half)."""
-    inv_freq = 1.0 / (10000 ** (torch.arange(0, d_model, 2, device=distances.device,
-                                             dtype=torch.float32) / d_model))
-    angles = distances.float()[:, None] * inv_freq[None, :]
+    """distances: [K] -> [K, d_model] sinusoidal embeddings (sin half, cos half), computed in the distances'
+    dtype when it is float64 (a float64 model gets float64 positions) and in float32 otherwise."""
+    dtype = torch.promote_types(distances.dtype, torch.float32)
+    inv_freq = 1.0 / (10000 ** (torch.arange(0, d_model, 2, device=distances.device, dtype=dtype) / d_model))
+    angles = distances.to(dtype)[:, None] * inv_freq[None, :]
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
 
-def relative_position_embedding(n_keys: int, d_model: int, clamp_len: int, device) -> torch.Tensor:
-    """Embeddings of the distances K-1, ..., 0 (the order rel-shift expects): [K, d_model]."""
-    distances = torch.arange(n_keys - 1, -1, -1.0, device=device)
+def relative_position_embedding(n_keys: int, d_model: int, clamp_len: int, device,
+                                dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Embeddings of the distances K-1, ..., 0 (the order rel-shift expects): [K, d_model] in ``dtype``
+    (default: torch's default dtype)."""
+    distances = torch.arange(n_keys - 1, -1, -1.0, device=device, dtype=dtype)
     if clamp_len > 0:
         distances = distances.clamp(max=clamp_len)
     return sinusoid_positions(distances, d_model)
 
 
 def attention_mask(t: int, prefix: int, same_length: bool, key_valid: torch.Tensor | None,
-                   device) -> torch.Tensor:
+                   device, reach: int | None = None) -> torch.Tensor:
     """Boolean mask of allowed (query, key) pairs.
 
     t: window length T; prefix: P = n_cm + n_m keys before the window; key_valid: [B, P] or None
     (False for memory slots of a stream that was reset). Returns [T, K] or [B, 1, T, K], K = P + T.
+
+    same_length (TransformerXL's evaluation setting): query i sees only the keys at distance
+    P + i - j < reach, where reach is the *configured* memory size n_cm + n_m (None: P, a full memory).
+    This is TransformerXL's mask (mem_transformer.py: triu(ones, 1 + mlen) + tril(ones, -mask_shift_len),
+    mask_shift_len = qlen - (klen - mem_len)) with mem_len = n_cm + n_m: the compressed slots count as
+    keys like the memories, and while the memory is still filling each query sees up to `reach` keys
+    of what exists, not just P. reach = 0 (no memory configured) leaves the mask causal.
     """
     k = prefix + t
     i = torch.arange(t, device=device)[:, None]
     j = torch.arange(k, device=device)[None, :]
     allowed = j <= prefix + i                      # causal: nothing from the future of the window
-    if same_length and prefix > 0:
-        allowed = allowed & (j > i)                # every query sees exactly P keys
+    reach = prefix if reach is None else reach
+    if same_length and reach > 0:
+        allowed = allowed & (j > prefix + i - reach)   # every query sees at most `reach` keys
     if key_valid is None:
         return allowed
     valid = torch.cat([key_valid, key_valid.new_ones(key_valid.shape[0], t)], dim=1)   # [B, K]

@@ -17,7 +17,23 @@ def content_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torc
 
 def attention_reconstruction_loss(q: torch.Tensor, old_k: torch.Tensor, old_v: torch.Tensor,
                                   comp_k: torch.Tensor, comp_v: torch.Tensor) -> torch.Tensor:
-    """Algorithm 2: || attn(h, old_mem) - attn(h, f_c(old_mem)) ||^2, averaged.
+    """Algorithm 2's attention-reconstruction loss, in the form we use.
+
+    The paper (Algorithm 2) sums, over layers, the L2 norm of the difference of two content attentions
+    without a scale:
+
+        L_attn = sum_i || attn(h, old_mem) - attn(h, f_c(old_mem)) ||_2,
+        attn(h, m) = softmax((h W_q)(m W_k)^T) (m W_v).
+
+    We compute, per layer, the *mean of the squared* differences over [B, H, T, d_head], with the content
+    attention scaled by 1/sqrt(d_head) (``content_attention``), and the stack sums the layers
+    (``compression_loss_weight`` times the sum, see CTOutput.aux_loss). Why: the mean keeps the loss's
+    size independent of batch, window, width and heads (the paper's norm grows with all of them, so its
+    weight would need retuning per preset); the scale is the one the main attention reads the compressed
+    memory with, so the compressor is trained for the attention it will serve. Both reach zero exactly
+    when the two attentions agree, so a perfect compression minimises either; the gradients' size and
+    their weighting across tokens differ (squared error weighs large errors more than the norm does).
+    docs/contracts.md names this choice beside the paper's formula.
 
     q: [B, H, T, dh] queries of the current window (detached); old_k, old_v: [B, H, N, dh] keys and
     values of the old memories (detached); comp_k, comp_v: [B, H, n, dh] keys and values of

@@ -46,7 +46,7 @@ class LayerMemory:
         dtype = dtype or torch.get_default_dtype()
         vec = torch.zeros(batch_size, 0, d_model, device=device, dtype=dtype)
         flag = torch.zeros(batch_size, 0, device=device, dtype=torch.bool)
-        num = torch.zeros(batch_size, 0, device=device, dtype=torch.float32)
+        num = torch.zeros(batch_size, 0, device=device, dtype=torch.promote_types(dtype, torch.float32))   # usage
         return LayerMemory(vec, flag, vec, flag, vec, flag, num, num, num, vec)
 
     def map(self, fn) -> "LayerMemory":

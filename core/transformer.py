@@ -67,7 +67,7 @@ class CompressiveLayer(nn.Module):
         n_prefix = cmem.shape[1] + lm.mem.shape[1]                              # P = n_cm + n_m keys before the window
         # Always masked by validity: checking whether any slot is invalid would cost a device sync per layer.
         key_valid = torch.cat([lm.cmem_valid, lm.mem_valid], dim=1)
-        mask = attention_mask(t, n_prefix, same_length, key_valid, h.device)
+        mask = attention_mask(t, n_prefix, same_length, key_valid, h.device, reach=mem_len + cmem_len)
         want_probs = need_weights or self.compression == "most_used"
 
         if self.pre_ln:
@@ -97,7 +97,9 @@ class CompressiveLayer(nn.Module):
         usage_sum, usage_count = lm.usage_sum, lm.usage_count
         if self.compression == "most_used":
             # attention received by each memory and window position, averaged over heads and queries
-            received = probs.detach().float().mean(dim=(1, 2))[:, n_cmem_keys:]   # [B, M+T]
+            # (at least float32, float64 in a float64 model: usage is summed over many windows)
+            received = probs.detach().to(torch.promote_types(probs.dtype, torch.float32))
+            received = received.mean(dim=(1, 2))[:, n_cmem_keys:]                  # [B, M+T]
             usage_sum = torch.cat([usage_sum, received.new_zeros(b, t)], dim=1) + received
             usage_count = torch.cat([usage_count, received.new_zeros(b, t)], dim=1) + 1
         n_evict = max(0, full.shape[1] - mem_len)
@@ -227,7 +229,9 @@ class CompressiveTransformer(nn.Module):
 
         def pos_emb(n_keys: int) -> torch.Tensor:
             if n_keys not in cache:
-                emb = relative_position_embedding(n_keys, cfg.d_model, cfg.clamp_len, x.device)
+                # float64 models get float64 sinusoids; lower precisions are computed in float32, then cast
+                emb = relative_position_embedding(n_keys, cfg.d_model, cfg.clamp_len, x.device,
+                                                  torch.promote_types(x.dtype, torch.float32))
                 cache[n_keys] = self.pos_drop(emb.to(x.dtype))
             return cache[n_keys]
 

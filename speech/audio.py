@@ -3,9 +3,11 @@
 Every failure is an `AudioError` (a ValueError) whose message names the file and says what to do, so a bad
 file in a folder of thousands never surfaces as a traceback from libsndfile or scipy.
 
-Policy for formats the paper's pipeline does not expect (documented in docs/speech.md):
-- multi-channel files are mixed down to mono and 24/32-bit or float files are read as float, each with a
-  warning that names the file (`AudioPolicy(strict=False)`, the default);
+Policy for files the paper's pipeline does not expect (documented in docs/speech.md):
+- multi-channel files are mixed down to mono and 24/32-bit or float files are read as float; a truncated WAV
+  (its header declares more sample data than the file holds) gives the samples present; float samples beyond
+  [-1, 1] are clipped; each with a warning that names the file and the problem (`AudioPolicy(strict=False)`,
+  the default);
 - with `strict=True` they are bad input: an `AudioError` naming the file (or, under --skip-bad, a reported skip).
 """
 from __future__ import annotations
@@ -34,7 +36,8 @@ class AudioError(ValueError):
 class AudioPolicy:
     """How to treat files that decode but are not 16-bit mono.
 
-    strict: if True, stereo and non-16-bit files are errors; if False they are converted with a warning.
+    strict: if True, stereo, non-16-bit, truncated and clipped files are errors; if False they are converted
+    (or, truncated, read as far as they go; clipped, clipped to [-1, 1]) with a warning.
     """
     strict: bool = False
 
@@ -94,15 +97,22 @@ def read_audio(path: str | Path, target_rate: int, policy: AudioPolicy = AudioPo
     if info.subtype not in ("PCM_16",):
         problems.append(f"sample format {info.subtype} (expected 16-bit PCM)")
     if problems:
-        if policy.strict:
-            raise AudioError(path, "; ".join(problems) + "; convert it to 16-bit mono or run without strict "
-                                                         "format checking (data.strict_format=false)")
-        warnings.warn(f"{path}: {'; '.join(problems)}: converting (mixing channels to mono, reading as float)",
-                      stacklevel=2)
+        refuse_or_warn(path, policy, "; ".join(problems), "converting (mixing channels to mono, reading as float)",
+                       "convert it to 16-bit mono")
     try:
         x, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, sf.LibsndfileError) as e:
         raise AudioError(path, f"could not decode the samples ({e}); the file may be truncated") from None
+    shortfall = wav_data_shortfall(path)
+    if shortfall is not None or len(x) < info.frames:
+        declared, present = shortfall or (info.frames, len(x))
+        unit = "bytes of sample data" if shortfall else "frames"
+        refuse_or_warn(path, policy, f"truncated: the header declares {declared} {unit}, the file holds {present}",
+                       f"using the {len(x)} frames present", "re-export or re-download it")
+    n_out = int((np.abs(x) > 1).sum())
+    if n_out:   # only float files can hold samples beyond full scale
+        refuse_or_warn(path, policy, f"{n_out} of {x.size} samples lie outside [-1, 1] (peak {np.abs(x).max():.3g})",
+                       "clipping them to [-1, 1]", "normalise it (divide by its peak)")
     x = x.mean(axis=1)
     x = resample(x, int(rate), target_rate)
     if not np.isfinite(x).all():
@@ -110,6 +120,36 @@ def read_audio(path: str | Path, target_rate: int, policy: AudioPolicy = AudioPo
     if x.size == 0:
         raise AudioError(path, f"nothing left after resampling {rate} Hz -> {target_rate} Hz")
     return np.clip(x, -1.0, 1.0)
+
+
+def refuse_or_warn(path: Path, policy: AudioPolicy, problem: str, action: str, fix: str) -> None:
+    """One policy for files that can be used with a change: under policy.strict an AudioError
+    "PATH: problem; fix, or run without strict format checking (...)", otherwise a warning "PATH: problem: action"."""
+    if policy.strict:
+        raise AudioError(path, f"{problem}; {fix}, or run without strict format checking (data.strict_format=false)")
+    warnings.warn(f"{path}: {problem}: {action}", stacklevel=3)
+
+
+def wav_data_shortfall(path: Path) -> tuple[int, int] | None:
+    """(bytes of sample data a WAV header declares, bytes the file holds) if the data chunk is cut short, else None
+    (also for non-WAV files and for the 0xFFFFFFFF "unknown length" of streamed WAVs). libsndfile silently
+    reads what is there, so a truncated download would otherwise pass unnoticed."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:] != b"WAVE":
+            return None
+        pos = 12
+        while True:                                    # walk the RIFF chunks up to "data"
+            f.seek(pos)
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            n = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"data":
+                present = size - pos - 8
+                return (n, present) if n != 0xFFFFFFFF and n > present else None
+            pos += 8 + n + (n & 1)                     # chunks are padded to an even size
 
 
 def list_audio_files(folder: str | Path) -> list[Path]:

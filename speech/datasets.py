@@ -1,7 +1,8 @@
 """Speech corpora: any folder of WAV/FLAC, the Free Spoken Digit Dataset by name, and `synthetic-speech`.
 
-A corpus is three lists of clips (train / valid / test), each clip a 1-D int64 tensor of mu-law classes at the
-preset's sample rate. Splits are by file or by speaker, never by time within a file, so held-out audio is
+A corpus is three lists of clips (train / valid / test), each clip a 1-D uint8 tensor of mu-law classes at the
+preset's sample rate: one byte per sample, encoded as each file is read (no float or int64 copy of the corpus is
+held); the streams hand the models int64 windows. Splits are by file or by speaker, never by time within a file, so held-out audio is
 never a continuation of a training clip.
 """
 from __future__ import annotations
@@ -84,7 +85,7 @@ class SpeechDataConfig:
 
 @dataclass
 class Corpus:
-    """Mu-law clips per split. splits[name]: list of [N_i] int64 tensors; names[name]: their file names."""
+    """Mu-law clips per split. splits[name]: list of [N_i] uint8 tensors; names[name]: their file names."""
     splits: dict[str, list[torch.Tensor]]
     names: dict[str, list[str]]
     bad_files: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) skipped under skip_bad
@@ -160,13 +161,14 @@ def assign_splits(keys: list[str], valid_fraction: float, test_fraction: float, 
     return out
 
 
-def read_files(files: list[Path], cfg: SpeechDataConfig, bad: list[tuple[str, str]]) -> dict[Path, np.ndarray]:
-    """Decode files; a bad one raises AudioError (naming it) unless cfg.skip_bad, which records it in `bad`."""
+def read_files(files: list[Path], cfg: SpeechDataConfig, bad: list[tuple[str, str]]) -> dict[Path, torch.Tensor]:
+    """Decode and mu-law-encode files -> {path: [N] uint8}; a bad one raises AudioError (naming it) unless
+    cfg.skip_bad, which records it in `bad`."""
     policy = AudioPolicy(strict=cfg.strict_format)
     out = {}
     for f in files:
         try:
-            out[f] = read_audio(f, cfg.sample_rate, policy)
+            out[f] = encode_clip(read_audio(f, cfg.sample_rate, policy))
         except AudioError as e:
             if not cfg.skip_bad:
                 raise
@@ -175,8 +177,8 @@ def read_files(files: list[Path], cfg: SpeechDataConfig, bad: list[tuple[str, st
 
 
 def split_folder(cfg: SpeechDataConfig, splits: tuple[str, ...], bad: list[tuple[str, str]]
-                 ) -> dict[str, dict[Path, np.ndarray]]:
-    """Decoded audio per split for the folder-backed datasets.
+                 ) -> dict[str, dict[Path, torch.Tensor]]:
+    """Mu-law clips per split for the folder-backed datasets.
 
     fsdd: the official split by take, so only the requested splits are read. folder: every file is read first
     and the split is drawn over the readable ones, so a skipped bad file never leaves a split empty.
@@ -197,13 +199,13 @@ def split_folder(cfg: SpeechDataConfig, splits: tuple[str, ...], bad: list[tuple
     root = Path(cfg.path)
     audio = read_files(list_audio_files(root), cfg, bad)
     files = list(audio)
-    if cfg.split_by == "speaker":
-        speakers = {f: speaker_of(f, root, cfg.speaker_regex) for f in files}
-        table = assign_splits(list(speakers.values()), cfg.valid_fraction, cfg.test_fraction, cfg.seed, "speaker")
-        split_of = {f: table[speakers[f]] for f in files}
-    else:
-        table = assign_splits([str(f) for f in files], cfg.valid_fraction, cfg.test_fraction, cfg.seed, "file")
-        split_of = {f: table[str(f)] for f in files}
+    keys = {f: speaker_of(f, root, cfg.speaker_regex) if cfg.split_by == "speaker" else str(f) for f in files}
+    n_keys = len(set(keys.values()))
+    if n_keys < 3:   # say where, and which files were skipped (assign_splits knows neither)
+        raise AudioError(root, f"{n_keys} readable {cfg.split_by}(s) here, and splitting by {cfg.split_by} needs "
+                               f"at least 3 (one per split){skipped_note(bad)}; add audio files or fix the skipped ones")
+    table = assign_splits(list(keys.values()), cfg.valid_fraction, cfg.test_fraction, cfg.seed, cfg.split_by)
+    split_of = {f: table[keys[f]] for f in files}
     return {s: {f: audio[f] for f in limit([f for f in files if split_of[f] == s], cfg.max_files, cfg.seed)}
             for s in splits}
 
@@ -216,12 +218,19 @@ def limit(items: list, n: int, seed: int) -> list:
     return [items[i] for i in keep]
 
 
-def encode_clips(waves: list[np.ndarray]) -> list[torch.Tensor]:
-    """Mu-law-encode many clips in one torch call (per-clip calls are dominated by op overhead): -> [N_i] int64."""
-    if not waves:
-        return []
-    q = mu_law_encode(torch.from_numpy(np.concatenate(waves)))
-    return list(torch.split(q, [len(w) for w in waves]))
+def encode_clip(wave: np.ndarray) -> torch.Tensor:
+    """[N] float in [-1, 1] -> [N] uint8 mu-law classes (per clip: no float copy of a whole corpus is ever made;
+    2,500 FSDD clips encode faster one by one than concatenated)."""
+    return mu_law_encode(torch.from_numpy(wave))
+
+
+def skipped_note(bad: list[tuple[str, str]], show: int = 10) -> str:
+    """"; N unreadable file(s) skipped: PATH (reason), ..." for error messages ("" if none were skipped)."""
+    if not bad:
+        return ""
+    listed = "; ".join(f"{p} ({r})" for p, r in bad[:show])
+    more = f"; and {len(bad) - show} more" if len(bad) > show else ""
+    return f"; {len(bad)} unreadable file(s) skipped under --skip-bad: {listed}{more}"
 
 
 def load_corpus(cfg: SpeechDataConfig, splits: tuple[str, ...] = ("train", "valid", "test")) -> Corpus:
@@ -249,11 +258,10 @@ def load_corpus(cfg: SpeechDataConfig, splits: tuple[str, ...] = ("train", "vali
                 names[s].append(name)
         for s in splits:
             keep = limit(list(range(len(clips[s]))), cfg.max_files, cfg.seed)
-            clips[s], names[s] = encode_clips([clips[s][i] for i in keep]), [names[s][i] for i in keep]
+            clips[s], names[s] = [encode_clip(clips[s][i]) for i in keep], [names[s][i] for i in keep]
         return Corpus(clips, names, bad, cfg.sample_rate)
     for s, audio in split_folder(cfg, splits, bad).items():
         if not audio:
-            raise AudioError(cfg.path, f"split {s!r} has no usable audio files"
-                                       + (f" ({len(bad)} bad files skipped)" if bad else ""))
-        clips[s], names[s] = encode_clips(list(audio.values())), [str(f) for f in audio]
+            raise AudioError(cfg.path, f"split {s!r} has no usable audio files{skipped_note(bad)}")
+        clips[s], names[s] = list(audio.values()), [str(f) for f in audio]
     return Corpus(clips, names, bad, cfg.sample_rate)

@@ -16,12 +16,14 @@ N_CLASSES = MU + 1
 def mu_law_encode(x: torch.Tensor, mu: int = MU) -> torch.Tensor:
     """Quantise a waveform to mu-law classes.
 
-    x: [...] float in [-1, 1] (values outside are clipped) -> [...] int64 in [0, mu].
+    x: [...] float in [-1, 1] (values outside are clipped) -> [...] uint8 in [0, mu] (int64 if mu > 255).
     F(x) = sign(x) ln(1 + mu|x|) / ln(1 + mu), then uniform quantisation of F on [-1, 1] into mu+1 bins.
+    One byte per sample is how corpora are held (2.1e9 samples, the paper's corpus size, are 2 GiB, not the
+    16 GiB of int64); models get int64 only per batch (speech/streams.py).
     """
     x = x.to(torch.float64 if x.dtype == torch.float64 else torch.float32).clamp(-1.0, 1.0)
     f = torch.sign(x) * torch.log1p(mu * x.abs()) / math.log1p(mu)
-    return ((f + 1) / 2 * mu + 0.5).floor().to(torch.int64).clamp(0, mu)
+    return ((f + 1) / 2 * mu + 0.5).floor().clamp(0, mu).to(torch.uint8 if mu <= 255 else torch.int64)
 
 
 def mu_law_decode(q: torch.Tensor, mu: int = MU, dtype: torch.dtype = torch.float32) -> torch.Tensor:

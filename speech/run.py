@@ -152,7 +152,7 @@ def sample_run(run_dir: str | Path, seconds: float, out: str | Path | None = Non
     rate = cfg.data.sample_rate
     if prime_seconds > 0:  # start from real held-out audio: the first clips of the eval split
         corpus = load_corpus(cfg.data, splits=(cfg.eval.split,))
-        prime = torch.cat(corpus.splits[cfg.eval.split])[: int(prime_seconds * rate)][None].to(dev)
+        prime = torch.cat(corpus.splits[cfg.eval.split])[: int(prime_seconds * rate)][None].to(dev).long()
     else:
         ctx = model.context_len if model.kind == "wavenet" else 1
         prime = default_prime(1, ctx, dev)

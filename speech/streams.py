@@ -22,7 +22,8 @@ SILENCE = (MU + 1) // 2  # mu-law class of amplitude ~0
 
 @dataclass
 class Window:
-    """inputs: [B, T] int64; targets: [B, T] int64 (IGNORE where unscored); reset: [B] bool (empty memory first)."""
+    """inputs: [B, T] int64; targets: [B, T] int64 (IGNORE where unscored); reset: [B] bool (empty memory first).
+    (Clips are held in their own dtype, uint8 for mu-law codes; only a window becomes int64.)"""
     inputs: torch.Tensor
     targets: torch.Tensor
     reset: torch.Tensor
@@ -32,12 +33,17 @@ class Window:
 
 
 class Row:
-    """One stream: a growing buffer of (input, target, reset) fed clip by clip from `next_clip()`."""
+    """One stream: a growing buffer of (input, target, reset) fed clip by clip from `next_clip()`.
 
-    def __init__(self, next_clip, window: int, reset_mode: bool):
+    dtype: the clips' dtype; inputs are buffered in it (1 byte per sample for uint8 codes), targets in the
+    smallest signed type that also holds IGNORE (int16 for uint8)."""
+
+    def __init__(self, next_clip, window: int, reset_mode: bool, dtype=np.int64):
         self.next_clip, self.window, self.reset_mode = next_clip, window, reset_mode
-        self.inp = np.zeros(0, np.int64)
-        self.tgt = np.zeros(0, np.int64)
+        self.in_dtype = np.dtype(dtype)
+        self.tgt_dtype = np.promote_types(self.in_dtype, np.int16)
+        self.inp = np.zeros(0, self.in_dtype)
+        self.tgt = np.zeros(0, self.tgt_dtype)
         self.rst = np.zeros(0, bool)
         self.pending: np.ndarray | None = None  # continuous mode: clip whose last target is the next clip's head
         self.exhausted = False
@@ -58,8 +64,8 @@ class Row:
             pad = -n % self.window
             rst = np.zeros(n + pad, bool)
             rst[0] = True
-            self._append(np.concatenate([clip[:-1], np.full(pad, SILENCE)]),
-                         np.concatenate([clip[1:], np.full(pad, IGNORE)]), rst)
+            self._append(np.concatenate([clip[:-1], np.full(pad, SILENCE, self.in_dtype)]),
+                         np.concatenate([clip[1:], np.full(pad, IGNORE, self.tgt_dtype)]), rst)
             return True
         if self.pending is None:  # first clip of the stream: nothing before it to predict from
             if clip is None:
@@ -67,9 +73,9 @@ class Row:
             self.pending = clip
             return True
         prev = self.pending
-        head = clip[:1] if clip is not None else np.zeros(0, np.int64)
+        head = clip[:1] if clip is not None else np.zeros(0, self.in_dtype)
         tgt = np.concatenate([prev[1:], head])
-        tgt = np.concatenate([tgt, np.full(len(prev) - len(tgt), IGNORE)])  # end of a finite stream: unscored
+        tgt = np.concatenate([tgt, np.full(len(prev) - len(tgt), IGNORE, self.tgt_dtype)])  # end of a finite stream: unscored
         rst = np.zeros(len(prev), bool)
         rst[0] = not self.started  # only the stream's very first window starts from empty memory
         self.started = True
@@ -88,8 +94,8 @@ class Row:
         inp, tgt, rst = self.inp[:T], self.tgt[:T], bool(self.rst[:1].any())
         self.inp, self.tgt, self.rst = self.inp[T:], self.tgt[T:], self.rst[T:]
         if len(inp) < T:
-            inp = np.concatenate([inp, np.full(T - len(inp), SILENCE)])
-            tgt = np.concatenate([tgt, np.full(T - len(tgt), IGNORE)])
+            inp = np.concatenate([inp, np.full(T - len(inp), SILENCE, self.in_dtype)])
+            tgt = np.concatenate([tgt, np.full(T - len(tgt), IGNORE, self.tgt_dtype)])
         return inp, tgt, rst
 
     def done(self) -> bool:
@@ -97,7 +103,9 @@ class Row:
 
 
 class AudioStreams:
-    """B parallel streams over `clips` ([N_i] int64 tensors of mu-law classes).
+    """B parallel streams over `clips` ([N_i] tensors or arrays of mu-law classes, uint8 from speech.datasets).
+
+    The clips are held as given, without a copy (views of the corpus's tensors); each window is made int64.
 
     loop=True (training): each row draws clips forever in its own seeded random order.
     loop=False (evaluation): clips are dealt round-robin to rows, each clip scored exactly once; iteration stops
@@ -110,10 +118,12 @@ class AudioStreams:
             raise ValueError("no clips to stream")
         if batch_size < 1 or window < 1:
             raise ValueError(f"batch_size={batch_size} and window={window} must be >= 1")
-        self.clips = [c.numpy().astype(np.int64) if isinstance(c, torch.Tensor) else np.asarray(c, np.int64)
-                      for c in clips]
+        self.clips = [c.numpy() if isinstance(c, torch.Tensor) else np.asarray(c) for c in clips]
+        dtype = np.result_type(*self.clips)
+        if dtype.kind not in "ui":
+            raise ValueError(f"clips must hold integer mu-law classes, got {dtype}")
         self.batch_size, self.window, self.loop = batch_size, window, loop
-        self.rows = [Row(self._source(b, seed), window, reset_at_file_boundary) for b in range(batch_size)]
+        self.rows = [Row(self._source(b, seed), window, reset_at_file_boundary, dtype) for b in range(batch_size)]
 
     def _source(self, b: int, seed: int):
         if self.loop:
@@ -138,8 +148,8 @@ class AudioStreams:
         if not self.loop and all(r.done() for r in self.rows):
             raise StopIteration
         parts = [r.take() for r in self.rows]
-        w = Window(torch.from_numpy(np.stack([p[0] for p in parts])), torch.from_numpy(np.stack([p[1] for p in parts])),
-                   torch.tensor([p[2] for p in parts]))
+        w = Window(torch.from_numpy(np.stack([p[0] for p in parts]).astype(np.int64)),
+                   torch.from_numpy(np.stack([p[1] for p in parts]).astype(np.int64)), torch.tensor([p[2] for p in parts]))
         if not self.loop and w.scored() == 0 and all(r.done() for r in self.rows):
             raise StopIteration
         return w

@@ -71,14 +71,18 @@ class TiedSoftmax(nn.Module):
     def _weight(self) -> torch.Tensor:
         return self.weight if self.weight is not None else self.tied_to[0].weight
 
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        """h: [N, d] -> [N, V] logits in at least float32 (float64 in a float64 model; bf16 is upcast)."""
+        logits = F.linear(h, self._weight(), self.bias)
+        return logits.to(torch.promote_types(logits.dtype, torch.float32))
+
     def log_prob(self, h: torch.Tensor) -> torch.Tensor:
-        """h: [N, d] -> [N, V] log-probabilities (float32)."""
-        return F.log_softmax(F.linear(h, self._weight(), self.bias).float(), dim=-1)
+        """h: [N, d] -> [N, V] log-probabilities (at least float32)."""
+        return F.log_softmax(self.logits(h), dim=-1)
 
     def nll(self, h: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """h: [N, d], target: [N] -> [N] nats."""
-        logits = F.linear(h, self._weight(), self.bias).float()
-        return F.cross_entropy(logits, target, reduction="none")
+        return F.cross_entropy(self.logits(h), target, reduction="none")
 
 
 class AdaptiveSoftmax(nn.Module):

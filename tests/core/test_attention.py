@@ -28,7 +28,8 @@ def naive_relative_attention(attn, h, prefix, clamp_len=-1, same_length=False):
             dist = p + i - j
             if dist < 0 or (same_length and p > 0 and j <= i):
                 continue
-            r = sinusoid_positions(torch.tensor([float(min(dist, clamp_len) if clamp_len > 0 else dist)]), d)
+            r = sinusoid_positions(torch.tensor([float(min(dist, clamp_len) if clamp_len > 0 else dist)],
+                                                dtype=torch.float64), d)
             r = (r.double() @ wr.T).view(n_heads, dh)
             scores[:, :, j] = ((q[:, i] + u) * k[:, j]).sum(-1) + ((q[:, i] + vb) * r).sum(-1)
         probs = torch.softmax(scores / math.sqrt(dh), dim=-1)                 # [B, H, K]
@@ -60,7 +61,7 @@ def test_relative_attention_matches_naive_reference(clamp_len, same_length):
     b, t, cm, m = 2, 5, 4, 6
     h = torch.randn(b, t, 16, dtype=torch.float64)
     prefix = torch.randn(b, cm + m, 16, dtype=torch.float64)     # [cmem; mem]
-    pos = relative_position_embedding(cm + m + t, 16, clamp_len, "cpu").double()
+    pos = relative_position_embedding(cm + m + t, 16, clamp_len, "cpu", torch.float64)
     mask = attention_mask(t, cm + m, same_length, None, "cpu")
     out, probs, *_ = attn(h, (prefix[:, :cm], prefix[:, cm:]), pos, mask, need_weights=True)
     ref = naive_relative_attention(attn, h, prefix, clamp_len, same_length)

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -99,3 +101,56 @@ def test_skip_bad_reports_and_goes_on(tmp_path):
     assert sorted(p for p, _ in corpus.bad_files) == sorted(str(p) for p, _ in bad.values())
     assert sum(len(v) for v in corpus.splits.values()) == 20
     assert all(c.dtype.is_floating_point is False and c.numel() == 1600 for v in corpus.splits.values() for c in v)
+
+
+def test_skip_bad_with_too_few_readable_files_names_folder_and_skipped_files(tmp_path):
+    """Fewer than 3 readable files after --skip-bad: the error names the folder and every skipped file."""
+    folder = tmp_path / "audio"
+    bad = write_bad_files(folder)
+    for i in range(2):
+        sf.write(folder / f"good{i}.wav", sine(8000, 0.2), 8000, subtype="PCM_16")
+    cfg = SpeechDataConfig(dataset="folder", path=str(folder), skip_bad=True)
+    with pytest.raises(AudioError) as e:
+        load_corpus(cfg)
+    msg = str(e.value)
+    assert msg.startswith(f"{folder}: 2 readable file(s) here, and splitting by file needs at least 3")
+    assert f"{len(bad)} unreadable file(s) skipped under --skip-bad" in msg
+    for path, words in bad.values():
+        assert f"{path} (" in msg and words in msg.split(f"{path} (")[1].split(")")[0], path
+    speakers = SpeechDataConfig(dataset="folder", path=str(folder), skip_bad=True, split_by="speaker")
+    with pytest.raises(AudioError, match="2 readable speaker"):
+        load_corpus(speakers)
+
+
+def test_truncated_wav_warns_and_strict_refuses(tmp_path):
+    """A WAV whose header declares more sample data than the file holds (a cut download) is named, not read
+    silently: a warning with both sizes, an AudioError under strict format checking."""
+    full = tmp_path / "full.wav"
+    sf.write(full, sine(8000), 8000, subtype="PCM_16")
+    data = full.read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(data[:44 + 1000])                     # 44-byte header + 500 of the 4000 samples
+    with pytest.warns(UserWarning, match=r"cut.wav: truncated: the header declares 8000 bytes of sample data, "
+                                         r"the file holds 1000: using the 500 frames present"):
+        y = read_audio(cut, 8000)
+    np.testing.assert_array_equal(y, read_audio(full, 8000)[:500])
+    with pytest.raises(AudioError, match="truncated.*re-export or re-download it") as e:
+        read_audio(cut, 8000, AudioPolicy(strict=True))
+    assert str(cut) in str(e.value)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                    # an intact file gives no warning
+        read_audio(full, 8000)
+
+
+def test_clipped_float_wav_gets_its_own_warning(tmp_path):
+    p = tmp_path / "loud.wav"
+    x = sine(8000, amp=1.5)
+    sf.write(p, x, 8000, subtype="FLOAT")
+    n_out = int((np.abs(x) > 1).sum())
+    with pytest.warns(UserWarning) as record:
+        y = read_audio(p, 8000)
+    messages = [str(w.message) for w in record]
+    assert f"{p}: {n_out} of 4000 samples lie outside [-1, 1] (peak 1.5): clipping them to [-1, 1]" in messages
+    np.testing.assert_array_equal(y, np.clip(x, -1, 1))
+    with pytest.raises(AudioError, match="sample format FLOAT"):   # strict refuses float files (only they can clip)
+        read_audio(p, 8000, AudioPolicy(strict=True))

@@ -30,5 +30,5 @@ def test_standard_formula_values():
     f = math.log1p(MU * 0.5) / math.log1p(MU)  # F(0.5)
     assert mu_law_encode(x)[3].item() == math.floor((f + 1) / 2 * MU + 0.5)
     assert mu_law_encode(x)[4:].tolist() == [255, 0]  # clipped
-    assert mu_law_encode(x).dtype == torch.int64
+    assert mu_law_encode(x).dtype == torch.uint8  # one byte per sample: how corpora are held
     assert torch.allclose(mu_law_decode(torch.tensor([0, 255])), torch.tensor([-1.0, 1.0]))

@@ -97,3 +97,69 @@ def test_model_config_passes_every_transformer_field_to_the_stack():
     assert shared == set(changed)                                  # the test covers every shared field
     ct = ModelConfig(**changed).ct_config(cmem_len=11)
     assert {k: getattr(ct, k) for k in changed} == {**changed, "cmem_len": 11}
+
+
+def test_tied_head_follows_a_float64_model():
+    """The tied head's logits, log-probabilities and NLL stay float64 in a float64 model and equal a float64
+    reference (they were cast down to float32)."""
+    torch.manual_seed(0)
+    lm = LanguageModel(load_config(TextConfig, "text", "cpu-enwik8").model, 256).double()
+    head = lm.head
+    h = torch.randn(5, lm.cfg.d_model, dtype=torch.float64)
+    target = torch.tensor([0, 7, 255, 31, 128])
+    ref = torch.log_softmax(h @ lm.embed.weight.T + head.bias, dim=-1)
+    logp, nll = head.log_prob(h), head.nll(h, target)
+    assert logp.dtype == nll.dtype == torch.float64
+    torch.testing.assert_close(logp, ref, rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(nll, -ref.gather(1, target[:, None])[:, 0], rtol=1e-13, atol=1e-13)
+
+
+def _value_notes(path) -> dict[str, str]:
+    """{"section.key": the comment after the value} for every value inside a [section] of a TOML preset."""
+    import re
+    notes, section = {}, None
+    for line in path.read_text().splitlines():
+        if m := re.match(r"^\[([\w.]+)\]$", line):
+            section = m.group(1)
+        elif section and (m := re.match(r"^(\w+) = [^#]*(?:#\s*(.*))?$", line)):
+            notes[f"{section}.{m.group(1)}"] = m.group(2) or ""
+    return notes
+
+
+PAPER_PRESETS = [("text", n) for n in ("enwik8", "enwik8-txl", "wikitext103", "wikitext103-txl", "pg19", "pg19-txl")] + \
+    [("speech", n) for n in ("paper-compressive", "paper-transformerxl", "paper-wavenet")]
+
+
+@pytest.mark.parametrize("domain,name", PAPER_PRESETS, ids=[n for _, n in PAPER_PRESETS])
+def test_paper_presets_mark_where_every_value_comes_from(domain, name):
+    """Each value of a paper preset says, in the file, whether it is the paper's, assumed, changed (and why) or
+    run mechanics of ours."""
+    from core.run.config import find_preset
+    notes = _value_notes(find_preset(domain, name))
+    assert len(notes) > 20
+    unmarked = [k for k, note in notes.items() if not note.startswith(("paper", "assumed", "changed", "ours"))]
+    assert unmarked == []
+
+
+def test_paper_presets_name_their_departures_from_the_paper():
+    from core.run.config import CONFIGS_DIR
+    text = CONFIGS_DIR / "text"
+    wt, pg = _value_notes(text / "wikitext103.toml"), _value_notes(text / "pg19.toml")
+    assert load_config(TextConfig, "text", "wikitext103").train.batch_size == 64
+    assert wt["train.batch_size"].startswith("changed (paper: 128)")
+    assert load_config(TextConfig, "text", "pg19").train.batch_size == 32
+    assert pg["train.batch_size"].startswith("changed (paper: 512")
+    assert "sentencepiece" in pg["data.vocab_size"] and "SubwordTextEncoder" in pg["data.vocab_size"]
+    for name in ("wikitext103", "pg19"):
+        assert _value_notes(text / f"{name}.toml")["model.dropout"].startswith("assumed")
+
+
+def test_enwik8_txl_is_the_equal_cost_twin_not_the_papers_baseline():
+    """Pinned: memory 1920 = 768 + 1152 in training and evaluation (the paper's TXL: 2304, and 4096 at evaluation,
+    0.98 BPC); the preset and docs/text.md say it is not the paper's baseline."""
+    from core.run.config import CONFIGS_DIR
+    txl = load_config(TextConfig, "text", "enwik8-txl")
+    assert (txl.model.mem_len, txl.model.cmem_len, txl.eval.mem_len, txl.eval.cmem_len) == (1920, 0, -1, -1)
+    assert "NOT the paper's TransformerXL baseline" in (CONFIGS_DIR / "text" / "enwik8-txl.toml").read_text()
+    docs = (CONFIGS_DIR.parent / "docs" / "text.md").read_text()
+    assert "not the paper's TransformerXL baseline" in docs
