@@ -1,6 +1,7 @@
 """The text entry points behind `ctbench text train|eval|sample` (text/cli.py parses the arguments)."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import sys
@@ -13,7 +14,6 @@ import torch
 from core.run import (ConfigError, DistContext, Trainer, apply_overrides, atomic_write_json, atomic_write_text,
                       dumps_toml, from_dict, load_checkpoint, load_config, load_toml, read_json, resolve_device,
                       to_dict, write_results)
-from core.run.checkpoint import check_fingerprint
 from core.run.io import atomic_write_bytes
 
 from .config import TextConfig
@@ -81,7 +81,7 @@ def train(preset: str | None, overrides: list[str], run_dir: str | None, resume:
     if progress is not None:
         overrides = [*overrides, f"train.progress={str(progress).lower()}"]
     run_path = Path(run_dir) if run_dir else None
-    cfg = resolve_config(preset, overrides, run_path, resume)
+    cfg = absolute_paths(resolve_config(preset, overrides, run_path, resume))
     run_path = run_path or Path("runs") / DOMAIN / cfg.preset
     if not resume and (run_path / "checkpoints" / "latest.pt").exists():
         raise ConfigError(f"{run_path} already holds a run; pass --resume to continue it or another --run-dir")
@@ -93,14 +93,10 @@ def train(preset: str | None, overrides: list[str], run_dir: str | None, resume:
         if not dist.is_main:
             ds = load_dataset(cfg)
         task = TextTask(cfg, ds)
-        saved = run_path / "config.toml"
-        if resume and saved.exists() and (run_path / "checkpoints" / "latest.pt").exists():
-            # refuse before overwriting the run's config (the checkpoint itself is checked again on load)
-            check_fingerprint(run_path / "checkpoints" / "latest.pt", fingerprint(read_run_config(run_path), ds),
-                              task.fingerprint())
-        if dist.is_main:
-            atomic_write_text(saved, dumps_toml(to_dict(cfg)))
-        summary = Trainer(task, cfg.train, run_path, dist).fit(resume=resume)
+        # config.toml is written only once the checkpoint (model, vocabulary, stream layout, processes)
+        # has been accepted: a refused --resume leaves the run directory as it was
+        write_config = lambda: atomic_write_text(run_path / "config.toml", dumps_toml(to_dict(cfg)))
+        summary = Trainer(task, cfg.train, run_path, dist).fit(resume=resume, on_ready=write_config)
         results = None
         if dist.is_main:
             valid = summary["valid"] or {"loss": float("nan"), "count": 0}
@@ -115,6 +111,17 @@ def train(preset: str | None, overrides: list[str], run_dir: str | None, resume:
         return {"run_dir": str(run_path), "summary": summary, "results": results, "model": task.model}
     finally:
         dist.close()
+
+
+def absolute_paths(cfg: TextConfig) -> TextConfig:
+    """The config with its data paths (data_dir, source, books:DIR) made absolute, so that eval and
+    sample find the data from any working directory."""
+    d = cfg.data
+    absolute = lambda p: str(Path(p).expanduser().resolve()) if p else p
+    kind, sep, folder = d.dataset.partition(":")
+    data = dataclasses.replace(d, data_dir=absolute(d.data_dir), source=absolute(d.source),
+                               dataset=f"{kind}:{absolute(folder)}" if sep else d.dataset)
+    return dataclasses.replace(cfg, data=data)
 
 
 def device_name(device: torch.device) -> str:
