@@ -97,7 +97,7 @@ def _snapshot(run: Path) -> dict:
 
 
 @pytest.mark.parametrize("change, message", [
-    ("train.batch_size=2", "batch_size"),                                    # another stream layout
+    ("train.batch_size=2", "batch_size 4 there, 2 here"),                                 # another stream layout
     ("data.longrange.n_filler=60", "vocab"),                                 # another vocabulary
     ("model.d_model=48", "model.d_model"),                                   # another model
 ])

@@ -16,7 +16,7 @@ import numpy as np
 
 from .cache import Builder, load_or_build
 from .errors import DataError
-from .files import download, read_utf8, source_stamp
+from .files import download, not_found, read_utf8, source_stamp
 from .vocab import EOS, UNK, SymbolVocab
 
 URLS = {
@@ -36,7 +36,7 @@ FILES = {"train": "wiki.train.tokens", "valid": "wiki.valid.tokens", "test": "wi
 def _read_sources(source: Path) -> dict[str, tuple[str, str]]:
     """{split: (where, text)} from a folder of .tokens files or the official zip; missing splits left out."""
     if not source.exists():
-        raise DataError(f"{source}: not found; pass the folder with wiki.*.tokens or the official zip")
+        raise not_found(source, "not found; pass the folder with wiki.*.tokens or the official zip")
     out = {}
     if source.is_dir():
         for split, fname in FILES.items():
