@@ -16,7 +16,7 @@ import numpy as np
 
 from .cache import Builder, load_or_build
 from .errors import DataError
-from .files import download, not_found, read_utf8, source_stamp
+from .files import download, not_found, progress, read_utf8, source_stamp
 from .vocab import EOS, UNK, SymbolVocab
 
 URLS = {
@@ -85,7 +85,7 @@ def encode_text(vocab: SymbolVocab, text: str, where: str) -> tuple[np.ndarray, 
     unk = vocab.index.get(UNK, -1)
     buf = array("i")  # compact int32 accumulator: no per-word Python objects kept
     starts, oov = [], 0
-    for words in _lines(text):
+    for words in progress(_lines(text), desc=f"encode {Path(where).name}", unit="line", leave=False):
         if _is_heading(words):
             starts.append(len(buf))
         ids = [vocab.index.get(w, -1) for w in words]
