@@ -106,6 +106,18 @@ def test_relative_data_dir_is_stored_absolute(tmp_path, monkeypatch, data_dir):
     assert sorted(p.name for p in (work / "data").iterdir()) == caches and not list(elsewhere.iterdir())
 
 
+def test_source_and_books_folder_are_stored_absolute(tmp_path, monkeypatch):
+    from core.run import load_config
+    from text.run import absolute_paths
+
+    monkeypatch.chdir(tmp_path)
+    cfg = absolute_paths(load_config(TextConfig, "text", "cpu-books", ["data.source=raw/x.zip", "data.data_dir=~/c"]))
+    assert cfg.data.dataset == f"books:{tmp_path.parent / 'shared' / 'data' / 'gutenberg'}"   # books:../shared/...
+    assert (cfg.data.source, cfg.data.data_dir) == (str(tmp_path / "raw" / "x.zip"), str(Path.home() / "c"))
+    assert absolute_paths(load_config(TextConfig, "text", "cpu-longrange")).data == \
+        load_config(TextConfig, "text", "cpu-longrange").data                   # nothing to change: unchanged
+
+
 def test_missing_source_names_the_current_directory(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["prepare", "enwik8", "--source", "nowhere.zip", "--data-dir", "cache"]) == 2
