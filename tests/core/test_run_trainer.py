@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from core.run import CheckpointError, TrainConfig, Trainer, load_checkpoint, read_jsonl
+from core.run.checkpoint import check_fingerprint
 from run_toy import ToyTask
 
 
@@ -65,3 +66,12 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path):
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(CheckpointError, match="latest.pt: cannot read checkpoint"):
         load_checkpoint(path)
+
+
+def test_fingerprint_fields_only_the_checkpoint_has_are_not_differences(tmp_path):
+    """A field the code no longer counts as identity (text's same_length, now an evaluation setting) does
+    not refuse older checkpoints; a field the code counts and the checkpoint lacks still does."""
+    path = tmp_path / "latest.pt"
+    check_fingerprint(path, {"model": {"d": 4, "same_length": False}}, {"model": {"d": 4}})
+    with pytest.raises(CheckpointError, match=r"\(model.new: checkpoint has '\(absent\)', this run has 1\)"):
+        check_fingerprint(path, {"model": {"d": 4}}, {"model": {"d": 4, "new": 1}})

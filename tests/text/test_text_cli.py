@@ -80,6 +80,21 @@ def test_same_length_and_clamp_len_at_eval(run):
     assert from_dict(TextConfig, load_toml(run / "config.toml")).model.same_length is False  # the run is unchanged
 
 
+def test_checkpoints_that_fingerprinted_same_length_still_load(run, tmp_path):
+    """Checkpoints written before same_length and clamp_len left the fingerprint carry them: eval accepts them."""
+    import shutil
+
+    from core.run import load_checkpoint, save_checkpoint
+
+    old = tmp_path / "old"
+    shutil.copytree(run, old)
+    ckpt = load_checkpoint(old / "checkpoints" / "latest.pt")
+    assert "same_length" not in ckpt["fingerprint"]["model"]
+    ckpt["fingerprint"]["model"].update(same_length=False, clamp_len=-1)
+    save_checkpoint(old / "checkpoints" / "latest.pt", ckpt)
+    assert main(["eval", "--run", str(old), "--same-length"]) == 0 and _results(old)["same_length"] is True
+
+
 def test_eval_progress_on_a_terminal_only(run, monkeypatch):
     for stream, shown in ((Terminal(), True), (io.StringIO(), False)):
         monkeypatch.setattr(sys, "stderr", stream)
