@@ -167,6 +167,9 @@ def test_set_errors_name_the_set_argument(tmp_path, capsys, data_dir):
                  "--set", "train.steps=2", "--set", "train.lr=fast"]) == 2
     assert capsys.readouterr().err == ("ctbench text train: error: --set train.lr=fast: train.lr: expected a number, "
                                        "got 'fast'\n")
+    assert main(["train", "--preset", "cpu-longrange", "--set", "eval.mem_len=-5"]) == 2
+    assert capsys.readouterr().err == ("ctbench text train: error: --set eval.mem_len=-5: eval.mem_len must be -1 "
+                                       "(as trained) or >= 0, got -5\n")
     bad = tmp_path / "bad.toml"
     bad.write_text('[train]\nlr = "fast"\n')
     assert main(["train", "--preset", str(bad), "--run-dir", str(tmp_path / "r"), "--set", "train.steps=2"]) == 2
