@@ -14,7 +14,7 @@ def _parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("prepare", help="prepare a dataset into the cache")
     q.add_argument("dataset", help="enwik8 | wikitext103 | wikitext2 | pg19 | books:DIR | longrange | longrange-topic")
-    q.add_argument("--data-dir", default=None, help="cache folder (default ~/.cache/ctbench)")
+    q.add_argument("--data-dir", default=None, help="cache folder (default $CTBENCH_DATA, else ~/.cache/ctbench)")
     q.add_argument("--source", default=None, help="local raw data instead of the download")
     q.add_argument("--allow-partial", action="store_true", help="accept a prefix / subset (flagged in results)")
     q.add_argument("--vocab-size", type=int, default=32000, help="subword vocabulary (pg19, books)")
@@ -38,10 +38,16 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--save-analysis", action="store_true", help="write RUN_DIR/analysis/*")
     e.add_argument("--dynamic-eval", action="store_true", help="naive dynamic evaluation")
     e.add_argument("--batch-size", type=int, default=None, help="parallel streams (default eval.batch_size)")
-    e.add_argument("--max-windows", type=int, default=0, help="score only this many windows (0: all)")
+    e.add_argument("--max-windows", type=int, default=0,
+                   help="score only this many windows (0: all); written to RUN_DIR/partial_eval/, not results.json")
+    e.add_argument("--same-length", action=argparse.BooleanOptionalAction, default=None,
+                   help="every query attends to the same number of keys (TransformerXL's evaluation; default: as trained)")
+    e.add_argument("--clamp-len", type=int, default=None,
+                   help="relative distances above N share one position embedding (-1: none; default: as trained)")
     e.add_argument("--device", default="auto")
     e.add_argument("--data-dir", default=None)
-    e.add_argument("--progress", action="store_true")
+    e.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="a progress bar (default: when stderr is a terminal)")
 
     s = sub.add_parser("sample", help="generate text, streaming with memory")
     s.add_argument("--run", required=True)
@@ -64,11 +70,11 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args) -> int:
     from . import run
     if args.command == "prepare":
-        from .data import DEFAULT_DATA_DIR, prepare_dataset
-        ds = prepare_dataset(args.dataset, args.data_dir or DEFAULT_DATA_DIR, source=args.source,
+        from .data import prepare_dataset
+        ds = prepare_dataset(args.dataset, args.data_dir, source=args.source,
                              allow_partial=args.allow_partial, vocab_size=args.vocab_size, seed=args.seed,
                              max_books=args.max_books)
-        print(ds)
+        print(f"{ds}\nprepared in {ds.path.resolve()}")
         return 0
     if args.command == "train":
         out = run.train(args.preset, args.overrides, args.run_dir, resume=args.resume, data_dir=args.data_dir,
@@ -86,9 +92,10 @@ def _dispatch(args) -> int:
         r = run.evaluate_run(args.run, split=args.split, mem_len=args.mem_len, cmem_len=args.cmem_len,
                              save_analysis=args.save_analysis, dynamic_eval=args.dynamic_eval,
                              batch_size=args.batch_size, max_windows=args.max_windows, device=args.device,
-                             data_dir=args.data_dir, progress=args.progress)
+                             data_dir=args.data_dir, progress=args.progress, same_length=args.same_length,
+                             clamp_len=args.clamp_len)
         shown = {k: r[k] for k in ("model", "dataset", "split", "metric", "value", "mem_len", "cmem_len",
-                                   "tokens_scored")}
+                                   "tokens_scored", "results_file")}
         if "longrange" in r:
             shown["longrange"] = r["longrange"]
         print(json.dumps(shown, indent=1))

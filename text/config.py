@@ -109,6 +109,9 @@ class EvalConfig:
             raise ConfigError(f"eval.split must be train, valid or test, got {self.split!r}")
         if self.batch_size < 1:
             raise ConfigError(f"eval.batch_size must be >= 1, got {self.batch_size}")
+        for name in ("mem_len", "cmem_len"):
+            if getattr(self, name) < -1:
+                raise ConfigError(f"eval.{name} must be -1 (as trained) or >= 0, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)

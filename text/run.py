@@ -1,6 +1,7 @@
 """The text entry points behind `ctbench text train|eval|sample` (text/cli.py parses the arguments)."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import sys
@@ -10,10 +11,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.run import (ConfigError, DistContext, Trainer, apply_overrides, atomic_write_json, atomic_write_text,
+from core.run import (ConfigError, DistContext, Trainer, atomic_write_json, atomic_write_text, build_config,
                       dumps_toml, from_dict, load_checkpoint, load_config, load_toml, read_json, resolve_device,
                       to_dict, write_results)
-from core.run.checkpoint import check_fingerprint
 from core.run.io import atomic_write_bytes
 
 from .config import TextConfig
@@ -21,6 +21,7 @@ from .evaluate import LN2, EvalResult, evaluate
 from .task import TextTask, fingerprint, load_dataset
 
 DOMAIN = "text"
+PARTIAL_EVAL = "partial_eval"      # RUN_DIR/partial_eval/: results of `eval --max-windows N`
 
 
 # ---------------------------------------------------------------------------------------- configs
@@ -41,10 +42,7 @@ def read_run_config(run_dir: Path, overrides: list[str] = ()) -> TextConfig:
     path = Path(run_dir) / "config.toml"
     if not path.exists():
         raise ConfigError(f"{path}: not found; is {run_dir} a text run directory (made by `ctbench text train`)?")
-    try:
-        return from_dict(TextConfig, apply_overrides(load_toml(path), list(overrides)))
-    except ConfigError as e:
-        raise ConfigError(f"{path}: {e}") from None
+    return build_config(TextConfig, load_toml(path), list(overrides), str(path))
 
 
 def metric_for(ds, split: str, result: EvalResult, whole_split: bool) -> tuple[str, float, dict]:
@@ -70,7 +68,8 @@ def base_results(cfg: TextConfig, task: TextTask, ds, model) -> dict:
             "compression_rate": cfg.model.compression_rate if cmem_len else 0,
             "compression": cfg.model.compression if cmem_len else "none",
             "compression_loss": cfg.model.compression_loss if cmem_len else "none",
-            "window": cfg.data.window, "unit": ds.unit, "vocab_size": ds.vocab.size}
+            "window": cfg.data.window, "unit": ds.unit, "vocab_size": ds.vocab.size,
+            "same_length": cfg.model.same_length, "clamp_len": cfg.model.clamp_len}
 
 
 # ---------------------------------------------------------------------------------------- train
@@ -81,7 +80,7 @@ def train(preset: str | None, overrides: list[str], run_dir: str | None, resume:
     if progress is not None:
         overrides = [*overrides, f"train.progress={str(progress).lower()}"]
     run_path = Path(run_dir) if run_dir else None
-    cfg = resolve_config(preset, overrides, run_path, resume)
+    cfg = absolute_paths(resolve_config(preset, overrides, run_path, resume))
     run_path = run_path or Path("runs") / DOMAIN / cfg.preset
     if not resume and (run_path / "checkpoints" / "latest.pt").exists():
         raise ConfigError(f"{run_path} already holds a run; pass --resume to continue it or another --run-dir")
@@ -93,14 +92,10 @@ def train(preset: str | None, overrides: list[str], run_dir: str | None, resume:
         if not dist.is_main:
             ds = load_dataset(cfg)
         task = TextTask(cfg, ds)
-        saved = run_path / "config.toml"
-        if resume and saved.exists() and (run_path / "checkpoints" / "latest.pt").exists():
-            # refuse before overwriting the run's config (the checkpoint itself is checked again on load)
-            check_fingerprint(run_path / "checkpoints" / "latest.pt", fingerprint(read_run_config(run_path), ds),
-                              task.fingerprint())
-        if dist.is_main:
-            atomic_write_text(saved, dumps_toml(to_dict(cfg)))
-        summary = Trainer(task, cfg.train, run_path, dist).fit(resume=resume)
+        # config.toml is written only once the checkpoint (model, vocabulary, stream layout, processes)
+        # has been accepted: a refused --resume leaves the run directory as it was
+        write_config = lambda: atomic_write_text(run_path / "config.toml", dumps_toml(to_dict(cfg)))
+        summary = Trainer(task, cfg.train, run_path, dist).fit(resume=resume, on_ready=write_config)
         results = None
         if dist.is_main:
             valid = summary["valid"] or {"loss": float("nan"), "count": 0}
@@ -115,6 +110,17 @@ def train(preset: str | None, overrides: list[str], run_dir: str | None, resume:
         return {"run_dir": str(run_path), "summary": summary, "results": results, "model": task.model}
     finally:
         dist.close()
+
+
+def absolute_paths(cfg: TextConfig) -> TextConfig:
+    """The config with its data paths (data_dir, source, books:DIR) made absolute, so that eval and
+    sample find the data from any working directory."""
+    d = cfg.data
+    absolute = lambda p: str(Path(p).expanduser().resolve()) if p else p
+    kind, sep, folder = d.dataset.partition(":")
+    data = dataclasses.replace(d, data_dir=absolute(d.data_dir), source=absolute(d.source),
+                               dataset=f"{kind}:{absolute(folder)}" if sep else d.dataset)
+    return dataclasses.replace(cfg, data=data)
 
 
 def device_name(device: torch.device) -> str:
@@ -142,9 +148,21 @@ def load_run(run_dir: str | Path, device: torch.device, overrides: list[str] = (
 def evaluate_run(run_dir: str, split: str | None = None, mem_len: int | None = None,
                  cmem_len: int | None = None, save_analysis: bool = False, dynamic_eval: bool = False,
                  batch_size: int | None = None, max_windows: int = 0, device: str = "auto",
-                 data_dir: str | None = None, progress: bool = False) -> dict:
-    dev = resolve_device(device)
+                 data_dir: str | None = None, progress: bool | None = None, same_length: bool | None = None,
+                 clamp_len: int | None = None) -> dict:
+    """Score a split and write RUN_DIR/results.json (with max_windows: RUN_DIR/partial_eval/results.json,
+    the headline stays). Arguments are the `ctbench text eval` flags; None: the run's own setting.
+    progress None: a bar when stderr is a terminal."""
+    for flag, value, low in (("--batch-size", batch_size, 1), ("--mem-len", mem_len, 0),
+                             ("--cmem-len", cmem_len, 0), ("--max-windows", max_windows, 0)):
+        if value is not None and value < low:
+            raise ConfigError(f"{flag} must be >= {low}, got {value} (leave it out for the run's own setting)")
+    if clamp_len is not None and clamp_len != -1 and clamp_len < 1:
+        raise ConfigError(f"--clamp-len must be -1 (no clamp) or >= 1, got {clamp_len}")
+    dev = resolve_device(device, what="--device")
     overrides = [f"data.data_dir={data_dir}"] if data_dir else []
+    overrides += [] if same_length is None else [f"model.same_length={str(same_length).lower()}"]
+    overrides += [] if clamp_len is None else [f"model.clamp_len={clamp_len}"]
     cfg, ds, task, ckpt = load_run(run_dir, dev, overrides)
     split = split or cfg.eval.split
     mem_len = cfg.eval.mem_len if mem_len is None else mem_len
@@ -158,15 +176,18 @@ def evaluate_run(run_dir: str, split: str | None = None, mem_len: int | None = N
                  batch_size=batch_size or cfg.eval.batch_size, max_windows=max_windows,
                  doc_starts=ds.doc_starts(split) if cfg.data.reset_at_doc else None,
                  collect=save_analysis or longrange, attention=save_analysis,
-                 dynamic_lr=cfg.eval.dynamic_lr if dynamic_eval else 0.0, bf16=cfg.train.bf16, progress=progress)
+                 dynamic_lr=cfg.eval.dynamic_lr if dynamic_eval else 0.0, bf16=cfg.train.bf16,
+                 progress=sys.stderr.isatty() if progress is None else progress)
     whole = r.extras["scored_fraction"] > 0.99 and not max_windows
     metric, value, extras = metric_for(ds, split, r, whole)
     results = {**base_results(cfg, task, ds, model), "metric": metric, "value": value, "split": split, **extras,
                "tokens_seen": int(ckpt["tokens"]), "steps": int(ckpt["step"]),
                "wall_time_s": float(ckpt["elapsed_s"]), "eval_time_s": time.time() - t0,
                "device": device_name(dev), "dynamic_eval": dynamic_eval, "scored_fraction": r.extras["scored_fraction"],
-               "train_mem_len": cfg.model.mem_len, "train_cmem_len": cfg.model.cmem_len, "source": "eval"}
-    out = Path(run_dir)
+               "train_mem_len": cfg.model.mem_len, "train_cmem_len": cfg.model.cmem_len, "source": "eval",
+               "max_windows": max_windows}
+    # a partial score never replaces the headline results.json (nor the analysis of a whole split)
+    out = Path(run_dir) / PARTIAL_EVAL if max_windows else Path(run_dir)
     if save_analysis:
         write_analysis(out / "analysis", r, ds)
     if longrange:
@@ -178,7 +199,7 @@ def evaluate_run(run_dir: str, split: str | None = None, mem_len: int | None = N
         atomic_write_json(out / "analysis" / "longrange.json", report)
         results["longrange"] = {"remention_bits": report["remention"]["bits"],
                                 "buckets": [{k: b[k] for k in ("lo", "hi", "tokens", "bits")} for b in report["buckets"]]}
-    write_results(out, results)
+    results["results_file"] = str(write_results(out, results))
     return results
 
 
@@ -202,7 +223,7 @@ def sample(run_dir: str, prompt: str, tokens: int = 200, temperature: float = 1.
     """Feed the prompt through the model window by window, then generate one token at a time, the
     memory carrying everything seen so far (streams the text to `out` as it goes)."""
     out = out or sys.stdout
-    dev = resolve_device(device)
+    dev = resolve_device(device, what="--device")
     cfg, ds, task, _ = load_run(run_dir, dev, [f"data.data_dir={data_dir}"] if data_dir else [])
     if temperature <= 0:
         raise ConfigError(f"--temperature must be > 0, got {temperature}")

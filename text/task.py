@@ -1,27 +1,20 @@
 """The text domain's `core.run.Task`: datasets -> StreamBatcher windows -> LanguageModel losses."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import torch
 
 from core import count_parameters
 from core.run import StepResult, to_dict
 
 from .config import TextConfig
-from .data import DEFAULT_DATA_DIR, StreamBatcher, prepare_dataset
+from .data import StreamBatcher, prepare_dataset
 from .evaluate import evaluate
 from .model import LanguageModel
 
 
-def data_dir(cfg: TextConfig) -> Path:
-    return Path(cfg.data.data_dir or os.environ.get("CTBENCH_DATA", "") or DEFAULT_DATA_DIR).expanduser()
-
-
 def load_dataset(cfg: TextConfig):
     d = cfg.data
-    return prepare_dataset(d.dataset, data_dir(cfg), source=d.source or None, allow_partial=d.allow_partial,
+    return prepare_dataset(d.dataset, d.data_dir, source=d.source or None, allow_partial=d.allow_partial,
                            vocab_size=d.vocab_size, seed=d.seed, max_books=d.max_books or None,
                            longrange=d.longrange if d.dataset.startswith("longrange") else None)
 
@@ -31,9 +24,15 @@ def build_model(cfg: TextConfig, vocab_size: int) -> LanguageModel:
     return LanguageModel(cfg.model, vocab_size)
 
 
+# model fields that change how attention is computed, not the weights: eval may set them (TransformerXL's
+# evaluation uses same_length and clamp_len)
+ATTENTION_SETTINGS = ("same_length", "clamp_len")
+
+
 def fingerprint(cfg: TextConfig, ds) -> dict:
     """What a checkpoint must agree on: the architecture and the vocabulary (not train/eval settings)."""
-    return {"domain": "text", "model": to_dict(cfg.model), "dataset": cfg.data.dataset,
+    model = {k: v for k, v in to_dict(cfg.model).items() if k not in ATTENTION_SETTINGS}
+    return {"domain": "text", "model": model, "dataset": cfg.data.dataset,
             "vocab": ds.vocab.fingerprint, "vocab_size": ds.vocab.size}
 
 

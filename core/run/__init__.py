@@ -3,8 +3,8 @@
 Domain-agnostic by design: text and speech plug in through `core.run.task.Task`. See docs/run.md.
 """
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, seed_everything
-from .config import (ConfigError, apply_overrides, dumps_toml, find_preset, from_dict, load_config,
-                     load_toml, to_dict)
+from .config import (ConfigError, apply_overrides, build_config, dumps_toml, find_preset, from_dict,
+                     load_config, load_toml, to_dict)
 from .distributed import DistContext, resolve_device
 from .io import (MetricsWriter, atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text,
                  read_json, read_jsonl, write_results)
@@ -14,7 +14,7 @@ from .trainer import TrainConfig, Trainer, autocast
 
 __all__ = [
     "CheckpointError", "ConfigError", "DistContext", "LRSchedule", "MetricsWriter", "StepResult", "Task",
-    "TrainConfig", "Trainer", "UpdateFrequency", "apply_overrides", "atomic_torch_save", "atomic_write_json",
+    "TrainConfig", "Trainer", "UpdateFrequency", "apply_overrides", "atomic_torch_save", "build_config", "atomic_write_json",
     "atomic_write_bytes", "atomic_write_text", "autocast", "dumps_toml", "find_preset", "from_dict", "load_checkpoint",
     "load_config", "load_toml", "read_json", "read_jsonl", "resolve_device", "save_checkpoint",
     "seed_everything", "to_dict", "write_results",

@@ -105,10 +105,12 @@ def _flatten(d: Any, prefix: str = "") -> dict:
 
 
 def check_fingerprint(path: Path, stored: dict, expected: dict) -> None:
-    """Name every field where the checkpoint's model differs from the one being built."""
+    """Name every field where the checkpoint's model differs from the one being built. A field only the
+    checkpoint has is one this code no longer counts as identity (e.g. text's same_length, now an
+    evaluation setting): it is not a difference; one only this run has is."""
     a, b = _flatten(stored), _flatten(expected)
     diffs = [f"{k}: checkpoint has {a.get(k, '(absent)')!r}, this run has {b.get(k, '(absent)')!r}"
-             for k in sorted(set(a) | set(b)) if _norm(a.get(k)) != _norm(b.get(k))]
+             for k in sorted(b) if _norm(a.get(k)) != _norm(b.get(k))]
     if diffs:
         shown = "; ".join(diffs[:6]) + (f"; ... ({len(diffs) - 6} more)" if len(diffs) > 6 else "")
         raise CheckpointError(f"{path}: checkpoint is from another model or preset ({shown}). "

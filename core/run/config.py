@@ -217,11 +217,23 @@ def to_dict(obj: Any) -> Any:
 def load_config(cls: type, domain: str, preset: str, overrides: list[str] | tuple[str, ...] = (),
                 configs_dir: Path | None = None) -> Any:
     path = find_preset(domain, preset, configs_dir)
-    data = apply_overrides(load_toml(path), overrides)
+    return build_config(cls, load_toml(path), overrides, str(path))
+
+
+def build_config(cls: type, data: dict, overrides: list[str] | tuple[str, ...], source: str) -> Any:
+    """`cls` from `data` (the TOML of file `source`) with the `--set` overrides applied. An error names
+    the file when the file alone is invalid, else the --set argument(s) that made it so."""
+    combined = apply_overrides(data, overrides)
     try:
-        return from_dict(cls, data)
+        return from_dict(cls, combined)
     except ConfigError as e:
-        raise ConfigError(f"{path}: {e}") from None
+        err = e
+    try:
+        from_dict(cls, data)
+    except ConfigError:
+        raise ConfigError(f"{source}: {err}") from None
+    named = [o for o in overrides if o.partition("=")[0].strip() in str(err)] or list(overrides)
+    raise ConfigError(f"{' '.join(f'--set {o}' for o in named)}: {err}") from None
 
 
 def check_positive(obj: Any, *names: str, allow_zero: bool = False) -> None:

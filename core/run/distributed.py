@@ -14,13 +14,14 @@ import torch
 import torch.distributed as dist
 
 
-def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
+def resolve_device(name: str = "auto", local_rank: int = 0, what: str = "train.device") -> torch.device:
+    """`what` names the setting or flag the user gave the device with, for the error message."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and torch.cuda.is_available():
         return torch.device("cuda", local_rank % torch.cuda.device_count())
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"train.device = {name!r} but CUDA is not available; use 'cpu' or 'auto'")
+        raise ValueError(f"{what} {name!r}: CUDA is not available on this machine; use cpu or auto")
     return torch.device(name)
 
 

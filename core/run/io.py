@@ -83,13 +83,16 @@ def read_json(path: str | os.PathLike) -> Any:
 class MetricsWriter:
     """Appends one JSON object per line to RUN_DIR/metrics.jsonl (flushed after every line).
 
-    `truncate_after(step)` drops lines logged after the last checkpoint, so a resumed run does not
-    repeat steps in the file. Writes are no-ops on non-main ranks (`enabled=False`).
+    `lines` counts the records in the file; a checkpoint stores it and `keep_first(n)` cuts the file back
+    to those n records on resume (and to none on a fresh start), so no step appears twice.
+    `truncate_after(step)` drops lines logged after a step (for checkpoints without a line count).
+    Writes are no-ops on non-main ranks (`enabled=False`).
     """
 
     def __init__(self, path: str | os.PathLike, enabled: bool = True):
         self.path = Path(path)
         self.enabled = enabled
+        self.lines = 0
 
     def write(self, record: dict) -> None:
         if not self.enabled:
@@ -98,12 +101,21 @@ class MetricsWriter:
         with open(self.path, "a") as f:
             f.write(json.dumps(_json_safe(record)) + "\n")
             f.flush()
+        self.lines += 1
+
+    def keep_first(self, n: int) -> None:
+        """Keep only the first `n` records (0: start an empty file)."""
+        self.lines = n
+        if self.enabled and self.path.exists():
+            self._rewrite(read_jsonl(self.path)[:n])
 
     def truncate_after(self, step: int) -> None:
-        if not self.enabled or not self.path.exists():
-            return
-        keep = [line for line in read_jsonl(self.path) if line.get("step", 0) <= step]
-        atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in keep))
+        if self.enabled and self.path.exists():
+            self._rewrite([line for line in read_jsonl(self.path) if line.get("step", 0) <= step])
+
+    def _rewrite(self, records: list[dict]) -> None:
+        self.lines = len(records)
+        atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in records))
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:

@@ -138,6 +138,7 @@ class Trainer:
                 "world_size": self.dist.world_size, "ranks": ranks, **counters}
 
     def _save(self, model, opt, stream, state, counters: dict) -> None:
+        counters["metrics_lines"] = self.metrics.lines
         payload = self._payload(model, opt, stream, state, counters)
         if payload is not None:
             save_checkpoint(self.ckpt_dir / "latest.pt", payload)
@@ -164,7 +165,10 @@ class Trainer:
         return result
 
     # ------------------------------------------------------------------------------------ the loop
-    def fit(self, resume: bool = False) -> dict:
+    def fit(self, resume: bool = False, on_ready: Callable[[], None] | None = None) -> dict:
+        """Train to cfg.steps (from the checkpoint with `resume`). `on_ready()` runs on the main rank once
+        the checkpoint has been restored and checked, before the first step: a refused resume raises
+        before it, so a caller that writes its run files there never changes a run it cannot continue."""
         cfg, dist, device = self.cfg, self.dist, self.dist.device
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -175,7 +179,9 @@ class Trainer:
                                eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
         stream = self.task.train_stream(cfg.batch_size, dist.rank, dist.world_size)
         state = self.task.init_state(cfg.batch_size, device)
-        counters = {"step": 0, "tokens": 0, "windows": 0, "elapsed_s": 0.0, "last_loss": float("nan")}
+        counters = {"step": 0, "tokens": 0, "windows": 0, "elapsed_s": 0.0, "last_loss": float("nan"),
+                    # the open log interval (restored on resume, so metrics.jsonl matches an unbroken run)
+                    "log_nats": 0.0, "log_count": 0.0, "log_start_s": 0.0, "metrics_lines": 0}
 
         ckpt_path = self.ckpt_dir / "latest.pt"
         if resume and ckpt_path.exists():
@@ -185,14 +191,21 @@ class Trainer:
                                  f"{dist.world_size}; resume with the same number of processes")
             model.load_state_dict(ckpt["model"])
             opt.load_state_dict(ckpt["optimizer"])
-            counters = {k: ckpt[k] for k in counters}
+            counters = {k: ckpt.get(k, v) for k, v in counters.items()}
             mine = ckpt["ranks"][dist.rank]
             stream.load_state_dict(mine["data"])
             state = self.task.load_state(mine["state"], device)
             set_rng_state(mine["rng"])
-            self.metrics.truncate_after(counters["step"])
-        elif resume and dist.is_main:
-            print(f"no checkpoint at {ckpt_path}: starting from step 0")
+            if "metrics_lines" in ckpt:
+                self.metrics.keep_first(counters["metrics_lines"])
+            else:
+                self.metrics.truncate_after(counters["step"])
+        else:
+            if resume and dist.is_main:
+                print(f"no checkpoint at {ckpt_path}: starting from step 0")
+            self.metrics.keep_first(0)      # a run killed before its first checkpoint left lines behind
+        if on_ready is not None and dist.is_main:
+            on_ready()
 
         ddp = model
         if dist.enabled:
@@ -203,7 +216,6 @@ class Trainer:
         schedule, frequency = cfg.schedule(), cfg.frequency()
         params = [p for p in model.parameters() if p.requires_grad]
         it = iter(stream)
-        interval = {"nats": 0.0, "count": 0.0, "t0": time.time()}
         t_start = time.time() - counters["elapsed_s"]
         last_train, last_valid, interrupted = None, None, False
         bar = _progress(cfg.steps, counters["step"], enabled=cfg.progress and dist.is_main)
@@ -239,21 +251,21 @@ class Trainer:
                 counters["windows"] += k
                 counters["tokens"] += int(count)
                 counters["last_loss"] = nats / max(count, 1.0)
-                interval["nats"] += nats
-                interval["count"] += count
+                counters["log_nats"] += nats
+                counters["log_count"] += count
                 step = counters["step"]
                 counters["elapsed_s"] = time.time() - t_start
 
                 if step % cfg.log_every == 0 or step == cfg.steps:
-                    nats, count = interval["nats"], interval["count"]
-                    dt = max(time.time() - interval["t0"], 1e-9)
+                    nats, count = counters["log_nats"], counters["log_count"]
+                    dt = max(counters["elapsed_s"] - counters["log_start_s"], 1e-9)
                     loss = nats / max(count, 1.0)
                     last_train = {"split": "train", "step": step, "tokens": counters["tokens"], "loss": loss,
                                   "bits": loss / LN2, "lr": lr, "tokens_per_s": count / dt,
                                   "time_s": counters["elapsed_s"], "windows": counters["windows"]}
                     self.metrics.write(last_train)
                     bar.set_postfix(loss=f"{loss:.3f}", bits=f"{loss / LN2:.3f}", tok_s=f"{count / dt:.0f}")
-                    interval = {"nats": 0.0, "count": 0.0, "t0": time.time()}
+                    counters.update(log_nats=0.0, log_count=0.0, log_start_s=counters["elapsed_s"])
                 bar.update(1)
                 if self.on_step is not None:
                     self.on_step(step)

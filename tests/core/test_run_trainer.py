@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from core.run import CheckpointError, TrainConfig, Trainer, load_checkpoint, read_jsonl
+from core.run.checkpoint import check_fingerprint
 from run_toy import ToyTask
 
 
@@ -53,6 +54,25 @@ def test_sigterm_then_resume_matches_uninterrupted_run(tmp_path):
     assert losses(tmp_path / "part") == losses(tmp_path / "full")
 
 
+def test_metrics_after_a_mid_interval_resume_equal_the_unbroken_run(tmp_path):
+    """Logged every 3 steps, checkpointed every 5, stopped at 7: the resumed file is the unbroken one's,
+    line for line, but for the wall-clock fields time_s and tokens_per_s."""
+    c = cfg(steps=14, log_every=3, checkpoint_every=5)
+
+    def kill_at_7(step):
+        if step == 7:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    Trainer(ToyTask(), c, tmp_path / "full").fit()
+    Trainer(ToyTask(), c, tmp_path / "part", on_step=kill_at_7).fit()
+    Trainer(ToyTask(), c, tmp_path / "part").fit(resume=True)
+    lines = lambda d: [{k: v for k, v in l.items() if k not in ("time_s", "tokens_per_s")}
+                       for l in read_jsonl(d / "metrics.jsonl")]
+    assert [(l["split"], l["step"]) for l in lines(tmp_path / "full")] == \
+        [("train", s) for s in (3, 6, 9, 12, 14)] + [("valid", 14)]
+    assert lines(tmp_path / "part") == lines(tmp_path / "full")
+
+
 def test_resume_from_other_model_is_a_clear_error(tmp_path):
     Trainer(ToyTask(), cfg(steps=2), tmp_path).fit()
     with pytest.raises(CheckpointError, match=r"latest.pt.*another model.*model.d"):
@@ -65,3 +85,12 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path):
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(CheckpointError, match="latest.pt: cannot read checkpoint"):
         load_checkpoint(path)
+
+
+def test_fingerprint_fields_only_the_checkpoint_has_are_not_differences(tmp_path):
+    """A field the code no longer counts as identity (text's same_length, now an evaluation setting) does
+    not refuse older checkpoints; a field the code counts and the checkpoint lacks still does."""
+    path = tmp_path / "latest.pt"
+    check_fingerprint(path, {"model": {"d": 4, "same_length": False}}, {"model": {"d": 4}})
+    with pytest.raises(CheckpointError, match=r"\(model.new: checkpoint has '\(absent\)', this run has 1\)"):
+        check_fingerprint(path, {"model": {"d": 4}}, {"model": {"d": 4, "new": 1}})

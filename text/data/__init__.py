@@ -8,6 +8,7 @@ See docs/text-data.md for each dataset, the download URLs and the cache layout.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .batching import StreamBatcher
@@ -20,13 +21,19 @@ DEFAULT_DATA_DIR = Path("~/.cache/ctbench")
 SPECS = ("enwik8", "wikitext103", "wikitext2", "pg19", "books:DIR", "longrange", "longrange-topic")
 
 __all__ = ["prepare_dataset", "StreamBatcher", "Dataset", "DataError", "LongRangeConfig", "Vocab",
-           "DEFAULT_DATA_DIR", "SPECS"]
+           "DEFAULT_DATA_DIR", "SPECS", "resolve_data_dir"]
 
 
-def prepare_dataset(spec: str, data_dir=DEFAULT_DATA_DIR, source=None, allow_partial: bool = False,
+def resolve_data_dir(given: str | Path | None = None) -> Path:
+    """The dataset cache: `given` (--data-dir, data.data_dir), else $CTBENCH_DATA, else ~/.cache/ctbench."""
+    return Path(given or os.environ.get("CTBENCH_DATA", "") or DEFAULT_DATA_DIR).expanduser()
+
+
+def prepare_dataset(spec: str, data_dir=None, source=None, allow_partial: bool = False,
                     vocab_size: int = 32000, seed: int = 0, *, max_books: int | None = None,
                     longrange: LongRangeConfig | None = None) -> Dataset:
     """Prepare `spec` once into `data_dir` (reusing a valid cache) and return the Dataset.
+    data_dir: the cache folder (None or "": $CTBENCH_DATA, else ~/.cache/ctbench).
 
     spec: "enwik8" | "wikitext103" | "wikitext2" | "pg19" | "books:DIR" | "longrange" | "longrange-topic".
     source: a local file or folder instead of the default download (enwik8: zip or raw file;
@@ -38,7 +45,7 @@ def prepare_dataset(spec: str, data_dir=DEFAULT_DATA_DIR, source=None, allow_par
     longrange: the generator's configuration (default LongRangeConfig(); for longrange-topic, the same in
       topic mode, default longrange.TOPIC_DEFAULT).
     """
-    data_dir = Path(data_dir if data_dir is not None else DEFAULT_DATA_DIR).expanduser()
+    data_dir = resolve_data_dir(data_dir)
     if spec == "enwik8":
         from . import enwik8
 

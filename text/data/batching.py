@@ -91,7 +91,9 @@ class StreamBatcher:
     def load_state_dict(self, state: dict) -> None:
         mismatch = {k: (state[k], v) for k, v in self._geometry().items() if k in state and state[k] != v}
         if mismatch:
-            raise ValueError(f"StreamBatcher state is for another stream layout: {mismatch} (saved, current)")
+            shown = ", ".join(f"{k} {saved} there, {now} here" for k, (saved, now) in mismatch.items())
+            raise ValueError(f"the saved data stream is for another stream layout ({shown}): resume with the "
+                             "train.batch_size, data.window, data set and number of processes that wrote it")
         if not 0 <= int(state["step"]) <= self.n_windows:
             raise ValueError(f"StreamBatcher step {state['step']} outside [0, {self.n_windows}]")
         self.step, self.epoch = int(state["step"]), int(state.get("epoch", 0))

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +32,7 @@ import numpy as np
 from core.run.io import atomic_write_json
 
 from .errors import DataError
-from .files import file_digest
+from .files import file_digest, progress
 from .vocab import Vocab, load_vocab
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,7 @@ class Builder:
             "partial": False, "partial_reason": None, "sources": [], "splits": {}, "files": {},
         }
         self.vocab: Vocab | None = None
+        self.bar = progress(total=1 + len(SPLITS), desc=f"prepare {name}", unit="part")   # vocabulary, splits
 
     def _record(self, fname: str) -> None:
         p = self.dir / fname
@@ -135,6 +137,7 @@ class Builder:
         info = vocab.save(self.dir)
         self._record(info["file"])
         self.manifest["vocab"] = info
+        self.bar.update(1)
 
     def add_source(self, stamp: dict) -> None:
         self.manifest["sources"].append(stamp)
@@ -212,6 +215,7 @@ class SplitWriter:
             self.b._save("train_counts.npy", self.counts)
         self.b.manifest["splits"][self.split] = {
             "tokens": self.n, "docs": int((docs < self.n).sum()), "word_count": word_count, "source": self.source, **info}
+        self.b.bar.update(1)
 
 
 def cache_key(params: dict) -> str:
@@ -273,8 +277,9 @@ def load_or_build(data_dir: Path, name: str, unit: str, params: dict,
             if final.exists():
                 log.warning("rebuilding %s: %s", final, why)
             tmp = Path(tempfile.mkdtemp(dir=data_dir, prefix=f".tmp-{final.name}-"))
+            print(f"preparing {name} in {final.resolve()}", file=sys.stderr, flush=True)
+            builder = Builder(tmp, name, unit, params)
             try:
-                builder = Builder(tmp, name, unit, params)
                 build(builder)
                 manifest = builder.finish()
                 if final.exists():
@@ -283,6 +288,7 @@ def load_or_build(data_dir: Path, name: str, unit: str, params: dict,
                     shutil.rmtree(trash, ignore_errors=True)
                 os.replace(tmp, final)
             finally:
+                builder.bar.close()
                 if tmp.exists():
                     shutil.rmtree(tmp, ignore_errors=True)
         return Dataset(final, manifest, load_vocab(final, manifest["vocab"]))

@@ -15,7 +15,7 @@ import numpy as np
 
 from .cache import Builder, load_or_build
 from .errors import DataError
-from .files import download, source_stamp
+from .files import download, not_found, source_stamp
 from .vocab import ByteVocab
 
 URL = "http://mattmahoney.net/dc/enwik8.zip"
@@ -32,7 +32,7 @@ def default_source(data_dir: Path) -> Path:
 def read_bytes(path: Path) -> bytes:
     """The raw bytes from a local `enwik8.zip` (single member `enwik8`) or a raw file."""
     if not path.exists():
-        raise DataError(f"{path}: file not found; pass an enwik8.zip or raw enwik8 file (or omit --source to download)")
+        raise not_found(path, "file not found; pass an enwik8.zip or raw enwik8 file (or omit --source to download)")
     if zipfile.is_zipfile(path):
         try:
             with zipfile.ZipFile(path) as z:

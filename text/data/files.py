@@ -12,6 +12,20 @@ NO_DOWNLOAD_ENV = "CTBENCH_NO_DOWNLOAD"
 _CHUNK = 1 << 20
 
 
+def not_found(path: Path, what: str) -> DataError:
+    """`path: what`, saying which directory a relative path was looked up in."""
+    where = "" if Path(path).is_absolute() else f" (looked up from the current directory {Path.cwd()})"
+    return DataError(f"{path}: {what}{where}")
+
+
+def progress(iterable=None, **kw):
+    """A tqdm bar on stderr, shown only when stderr is a terminal (data preparation takes minutes to
+    hours on the full datasets; logs and tests stay clean)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, disable=None, mininterval=1.0, dynamic_ncols=True, **kw)
+
+
 def file_digest(path: Path, algorithm: str = "sha256") -> str:
     """Hex digest of a whole file, read in 1 MiB chunks (enwik8 and PG-19 do not fit in a string)."""
     h = hashlib.new(algorithm)
@@ -45,7 +59,7 @@ def read_utf8(path: Path) -> str:
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
+        raise not_found(path, "file not found") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .cache import Builder, load_or_build
 from .errors import DataError
-from .files import read_utf8, source_stamp
+from .files import not_found, progress, read_utf8, source_stamp
 from .vocab import NEWLINE, SentencePieceVocab
 
 OFFICIAL_DIRS = {"train": "train", "valid": "validation", "test": "test"}
@@ -102,14 +102,15 @@ def build(b: Builder, name: str, books: dict[str, list[Path]], strip: bool, voca
             raise DataError(f"split {split!r} has no books; add .txt files")
         for p in paths:
             b.add_source(source_stamp(p))
-    train_paras = (q for p in books["train"] for q in paragraphs(read_book(p, strip)[0]))
+    train_paras = (q for p in progress(books["train"], desc="vocabulary", unit="book", leave=False)
+                   for q in paragraphs(read_book(p, strip)[0]))
     vocab = train_sentencepiece(train_paras, vocab_size, seed, where=f"the training books in {books['train'][0].parent}")
     b.set_vocab(vocab)
     missing = []
     for split in ("train", "valid", "test"):
         w = b.split_writer(split, source=str(books[split][0].parent))
         words = 0
-        for p in books[split]:
+        for p in progress(books[split], desc=f"encode {split}", unit="book", leave=False):
             text, found = read_book(p, strip)
             if found is False:
                 missing.append(p.name)
@@ -139,7 +140,7 @@ def prepare_pg19(data_dir: Path, source, vocab_size: int, seed: int, max_books: 
     for split, sub in OFFICIAL_DIRS.items():
         d = root / sub
         if not d.is_dir():
-            raise DataError(f"{d}: missing; {DOWNLOAD_HINT}")
+            raise not_found(d, f"missing; {DOWNLOAD_HINT}")
         books[split] = sorted(d.glob("*.txt"))[:max_books] if max_books else sorted(d.glob("*.txt"))
     if max_books and not allow_partial:
         raise DataError(f"{root}: max_books={max_books} uses part of PG-19; pass --allow-partial")
@@ -157,7 +158,7 @@ def prepare_pg19(data_dir: Path, source, vocab_size: int, seed: int, max_books: 
 def prepare_books(directory: str, data_dir: Path, vocab_size: int, seed: int, max_books: int | None):
     root = Path(directory).expanduser()
     if not root.is_dir():
-        raise DataError(f"books:{directory}: {root} is not a folder of .txt books")
+        raise not_found(root, f"not a folder of .txt books (books:{directory})")
     books = split_books(sorted(root.glob("*.txt")), max_books)
     params = {"dataset": "books", "source": str(root.resolve()), "vocab_size": vocab_size, "seed": seed,
               "max_books": max_books, "books": _names_digest(books)}

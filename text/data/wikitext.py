@@ -16,7 +16,7 @@ import numpy as np
 
 from .cache import Builder, load_or_build
 from .errors import DataError
-from .files import download, read_utf8, source_stamp
+from .files import download, not_found, progress, read_utf8, source_stamp
 from .vocab import EOS, UNK, SymbolVocab
 
 URLS = {
@@ -36,7 +36,7 @@ FILES = {"train": "wiki.train.tokens", "valid": "wiki.valid.tokens", "test": "wi
 def _read_sources(source: Path) -> dict[str, tuple[str, str]]:
     """{split: (where, text)} from a folder of .tokens files or the official zip; missing splits left out."""
     if not source.exists():
-        raise DataError(f"{source}: not found; pass the folder with wiki.*.tokens or the official zip")
+        raise not_found(source, "not found; pass the folder with wiki.*.tokens or the official zip")
     out = {}
     if source.is_dir():
         for split, fname in FILES.items():
@@ -85,7 +85,7 @@ def encode_text(vocab: SymbolVocab, text: str, where: str) -> tuple[np.ndarray, 
     unk = vocab.index.get(UNK, -1)
     buf = array("i")  # compact int32 accumulator: no per-word Python objects kept
     starts, oov = [], 0
-    for words in _lines(text):
+    for words in progress(_lines(text), desc=f"encode {Path(where).name}", unit="line", leave=False):
         if _is_heading(words):
             starts.append(len(buf))
         ids = [vocab.index.get(w, -1) for w in words]
