@@ -68,12 +68,13 @@ def train(cfg: SpeechConfig, run_dir: str | Path, resume: bool = False) -> dict:
     corpus = load_corpus(cfg.data, splits=("train", "valid", cfg.eval.split) if cfg.eval.split != "valid"
                          else ("train", "valid"))
     report_bad_files(corpus, run_dir)
-    atomic_write_text(config_path, dumps_toml(to_dict(cfg)))
     torch.manual_seed(cfg.train.seed)  # the model's initial weights
     model = build_model(cfg.model)
     dist = DistContext.from_env(cfg.train.device)
     task = SpeechTask(cfg, corpus, model)
-    fit = Trainer(task, cfg.train, run_dir, dist=dist).fit(resume=resume)
+    # config.toml is written only once the checkpoint is accepted: a refused --resume changes nothing.
+    fit = Trainer(task, cfg.train, run_dir, dist=dist).fit(
+        resume=resume, on_ready=lambda: atomic_write_text(config_path, dumps_toml(to_dict(cfg))))
     if not dist.is_main:
         return {}
     ev_clips = heldout_clips(corpus.splits[cfg.eval.split], corpus.sample_rate, cfg.eval.max_seconds)

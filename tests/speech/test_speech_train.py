@@ -166,3 +166,16 @@ def test_interrupted_run_resumes_exactly(tmp_path, model):
     weights(tmp_path / "b", 2)
     resumed = weights(tmp_path / "b", 4, resume=True)
     assert all(torch.equal(a, b) for a, b in zip(straight, resumed))
+
+
+def test_refused_resume_leaves_the_run_directory_as_it_was(tmp_path):
+    """A --resume refused by the checkpoint (another model width) must not rewrite config.toml: a plain
+    --resume and eval still work afterwards."""
+    run = tmp_path / "run"
+    sets = [a for s in TINY_CT + TINY_TRAIN + TINY_SYNTH + ["train.steps=2"] for a in ("--set", s)]
+    assert speech_main(["train", "--preset", "cpu-synth", "--run-dir", str(run), *sets]) == 0
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    changed = [*sets, "--set", "model.transformer.d_model=48"]
+    assert speech_main(["train", "--preset", "cpu-synth", "--run-dir", str(run), "--resume", *changed]) == 2
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    assert speech_main(["eval", "--run", str(run), "--split", "valid", "--max-seconds", "0.3"]) == 0
