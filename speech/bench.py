@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
+    device = resolve_device(args.device, what="--device")
     rows, ratio = [], None
     for name in args.presets.split(","):
         cfg = load_speech_config(name.strip())

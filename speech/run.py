@@ -100,7 +100,8 @@ def load_run(run_dir: str | Path, device: str = "auto", overrides: list[str] = (
     model = build_model(cfg.model)
     ckpt = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
     model.load_state_dict(ckpt["model"])
-    dev = resolve_device(device if device != "auto" else cfg.train.device)
+    dev = (resolve_device(device, what="--device") if device != "auto"
+           else resolve_device(cfg.train.device, what=f"{run_dir / 'config.toml'}: train.device"))
     return cfg, model.to(dev).eval(), {k: ckpt.get(k) for k in ("step", "tokens", "elapsed_s")}
 
 

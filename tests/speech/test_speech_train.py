@@ -179,3 +179,14 @@ def test_refused_resume_leaves_the_run_directory_as_it_was(tmp_path):
     assert speech_main(["train", "--preset", "cpu-synth", "--run-dir", str(run), "--resume", *changed]) == 2
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
     assert speech_main(["eval", "--run", str(run), "--split", "valid", "--max-seconds", "0.3"]) == 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_device_error_names_the_flag(tmp_path, capsys):
+    run = tmp_path / "run"
+    sets = [a for s in TINY_WN + TINY_TRAIN + TINY_SYNTH + ["train.steps=1"] for a in ("--set", s)]
+    assert speech_main(["train", "--preset", "cpu-synth", "--run-dir", str(run), *sets]) == 0
+    capsys.readouterr()
+    for command in (["eval"], ["sample", "--seconds", "0.01", "--out", str(tmp_path / "s.wav")]):
+        assert speech_main([*command, "--run", str(run), "--device", "cuda"]) == 2
+        assert "--device 'cuda': CUDA is not available" in capsys.readouterr().err
