@@ -147,7 +147,7 @@ class CompressiveLayer(nn.Module):
         """The keys and values of lm's [cmem; mem] slots, projected once."""
         slots = torch.cat([lm.cmem, lm.mem], dim=1)
         k, v = self._keys_values_stopped(slots) if slots.shape[1] else 2 * (self._no_keys(slots),)
-        return LayerCache(k, v, lm.cmem.shape[1], self._no_keys(slots))
+        return LayerCache(k, v, lm.cmem.shape[1], self._no_keys(slots)[0])            # r: [H, 0, dh]
 
     def _no_keys(self, x: torch.Tensor) -> torch.Tensor:
         """[B, H, 0, dh] like the keys of x [B, N, d]."""

@@ -9,9 +9,9 @@ VOCAB = 11
 STEPS = 40          # mem 6 + cmem 4 x c 3 = 18 tokens fill both; 40 evict compressed slots too
 
 
-def tiny_model(cmem_len, pre_ln, compression="conv", dtype=torch.float64, same_length=False):
+def tiny_model(cmem_len, pre_ln, compression="conv", dtype=torch.float64, same_length=False, n_heads=2):
     torch.manual_seed(0)
-    cfg = CTConfig(d_model=16, n_layers=2, n_heads=2, d_ff=32, mem_len=6, cmem_len=cmem_len, compression_rate=3,
+    cfg = CTConfig(d_model=16, n_layers=2, n_heads=n_heads, d_ff=32, mem_len=6, cmem_len=cmem_len, compression_rate=3,
                    compression=compression, dropout=0.0, pre_ln=pre_ln, same_length=same_length)
     stack = CompressiveTransformer(cfg).to(dtype).eval()
     for p in stack.parameters():                        # non-zero biases u, v: every term of the score counts
@@ -82,6 +82,14 @@ def test_same_length_and_windows_longer_than_the_memory():
     stack, embed, head = tiny_model(4, False, same_length=True)
     tokens, logits, _, _ = sample(stack, embed, head, cached=False, prompt=(9, 1, 14, 3))
     tokens_c, logits_c, _, _ = sample(stack, embed, head, cached=True, prompt=(9, 1, 14, 3))
+    assert torch.equal(tokens, tokens_c)
+    torch.testing.assert_close(logits_c, logits, rtol=1e-12, atol=1e-12)
+
+
+def test_first_windows_with_fewer_keys_than_heads():
+    stack, embed, head = tiny_model(4, True, n_heads=8)
+    tokens, logits, _, _ = sample(stack, embed, head, cached=False, prompt=(1,))
+    tokens_c, logits_c, _, _ = sample(stack, embed, head, cached=True, prompt=(1,))
     assert torch.equal(tokens, tokens_c)
     torch.testing.assert_close(logits_c, logits, rtol=1e-12, atol=1e-12)
 
