@@ -36,7 +36,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--temperature", type=float, default=1.0)
     s.add_argument("--prime-seconds", type=float, default=0.0,
                    help="continue the first S seconds of held-out audio instead of starting from silence")
-    s.add_argument("--naive", action="store_true", help="WaveNet: recompute the receptive field every sample")
+    s.add_argument("--naive", action="store_true", help="recompute every sample: WaveNet its receptive field, "
+                   "Transformers their memories' keys and values (the uncached reference)")
     s.add_argument("--device", default="auto")
 
     d = sub.add_parser("download-fsdd", help="download the Free Spoken Digit Dataset release (recordings/)")

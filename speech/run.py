@@ -134,7 +134,7 @@ def generate(model, n_samples: int, prime: torch.Tensor, seed: int, temperature:
     if model.kind == "wavenet":
         fn = g.wavenet_generate_naive if naive else g.wavenet_generate_cached
         return fn(model.net, n_samples, prime, gen, temperature)
-    return g.transformer_generate(model, n_samples, prime, gen, window, temperature)
+    return g.transformer_generate(model, n_samples, prime, gen, window, temperature, cached=not naive)
 
 
 def sample_run(run_dir: str | Path, seconds: float, out: str | Path | None = None, seed: int = 0,
