@@ -194,13 +194,13 @@ class RelativeMultiHeadAttention(nn.Module):
         r = self.position_keys(pos_emb)                                               # [H, K+1, dh]
         return (*self.attend(h, q, k, v, r, mask, need_weights), q, k, v)
 
-    def forward_cached(self, h: torch.Tensor, k_mem: torch.Tensor, v_mem: torch.Tensor, r: torch.Tensor,
-                       mask: torch.Tensor, need_weights: bool = False):
+    def forward_cached(self, h: torch.Tensor, k_mem: Sequence[torch.Tensor], v_mem: Sequence[torch.Tensor],
+                       r: torch.Tensor, mask: torch.Tensor, need_weights: bool = False):
         """Generation (core/cache.py): ``forward`` with the memories' keys and values already projected,
-        k_mem and v_mem [B, H, P, dh], and the position keys r [H, K+1, dh]; only the window is projected.
-        Returns what ``forward`` returns."""
+        k_mem and v_mem in parts ([B, H, P_i, dh] each, oldest first), and the position keys r [H, K+1, dh];
+        only the window is projected. Returns what ``forward`` returns."""
         q, k_new, v_new = self.project(h, self.qkv.weight).unbind(0)                  # [B, H, T, dh] each
-        k, v = torch.cat([k_mem, k_new], dim=2), torch.cat([v_mem, v_new], dim=2)      # [B, H, K, dh]
+        k, v = torch.cat([*k_mem, k_new], dim=2), torch.cat([*v_mem, v_new], dim=2)    # [B, H, K, dh]
         return (*self.attend(h, q, k, v, r, mask, need_weights), q, k, v)
 
     def attend(self, h, q, k, v, r, mask, need_weights):

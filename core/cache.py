@@ -9,7 +9,7 @@ beside the Memory (``out = model(x, memory, kv_cache=cache)``; carry ``out.memor
 - the memories evicted from the FIFO leave with their keys/values;
 - compressed slots are projected once, when the compressor creates them; the oldest leave with them.
 The position term W_r R depends only on the distances: each layer keeps it for the largest K it has
-needed and reads any smaller K as the newest rows of it.
+needed and reads any smaller K as a view of its newest rows.
 
     cache = model.init_cache(memory)                      # projects the memories already there
     out = model(x, memory, kv_cache=cache)                # same result as model(x, memory)
@@ -20,33 +20,41 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 
 @dataclass(frozen=True)
 class LayerCache:
-    """One layer. k, v: [B, H, C + M, dh], keys and values of its [cmem; mem] slots (oldest first);
-    n_cmem: C, the number of compressed slots in front; r: [H, R, dh], W_r R for distances R-1, ..., 0."""
+    """One layer. k, v: the keys and values of its [cmem; mem] slots, oldest first, as consecutive parts
+    (each [B, H, N_i, dh], views into the previous step's keys: updating the cache copies nothing, the
+    attention's one concatenation does); n_cmem: how many of the slots are compressed ones (in front);
+    r: [H, R+1, dh], ``RelativeMultiHeadAttention.position_keys`` for R distances (R-1, ..., 0)."""
 
-    k: torch.Tensor
-    v: torch.Tensor
+    k: tuple[torch.Tensor, ...]
+    v: tuple[torch.Tensor, ...]
     n_cmem: int
     r: torch.Tensor
 
+    @property
+    def n_slots(self) -> int:
+        return sum(part.shape[2] for part in self.k)
+
     def position_keys(self, n_keys: int) -> torch.Tensor:
-        """W_r R for distances K-1..0 after a row of zeros (the rel-shift's pad; W_r has no bias, so the
-        projected pad is zero too): [H, K+1, dh], as ``RelativeMultiHeadAttention.position_keys``."""
-        return F.pad(self.r[:, self.r.shape[1] - n_keys:], (0, 0, 1, 0))
+        """The position keys of K <= R keys, as a view: [H, K+1, dh]. Its first row (the rel-shift's pad)
+        holds distance K rather than zeros when K < R; the pad only lands on the causally masked scores,
+        whose probabilities are zero whatever their value, so the attention is the same."""
+        return self.r[:, self.r.shape[1] - 1 - n_keys:]
 
     def advance(self, k: torch.Tensor, v: torch.Tensor, n_mem: int, n_cmem: int, new_k: torch.Tensor,
                 new_v: torch.Tensor) -> "LayerCache":
         """The cache after one window. k, v: [B, H, C + M + T, dh], what the attention read (this cache's
         slots, then the window's); n_mem, n_cmem: the memory's sizes after the window (the newest n_mem of
         mem + window stay); new_k, new_v: [B, H, N, dh], the compressed slots created in the window."""
-        def keep(old: torch.Tensor, new: torch.Tensor, full: torch.Tensor) -> torch.Tensor:
-            cmem = torch.cat([old[:, :, :self.n_cmem], new], dim=2)
-            return torch.cat([cmem[:, :, cmem.shape[2] - n_cmem:], full[:, :, full.shape[2] - n_mem:]], dim=2)
-        return LayerCache(keep(self.k, new_k, k), keep(self.v, new_v, v), n_cmem, self.r)
+        n_old = max(0, n_cmem - new_k.shape[2])                 # surviving old compressed slots (the newest)
+        c, n_new = self.n_cmem, n_cmem - n_old
+
+        def keep(full: torch.Tensor, new: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            return full[:, :, c - n_old:c], new[:, :, new.shape[2] - n_new:], full[:, :, full.shape[2] - n_mem:]
+        return LayerCache(keep(k, new_k), keep(v, new_v), n_cmem, self.r)
 
 
 @dataclass(frozen=True)
@@ -55,8 +63,3 @@ class KVCache:
     was built or advanced with, and only in eval mode without gradient (the forward checks both)."""
 
     layers: tuple[LayerCache, ...]
-
-    @property
-    def n_slots(self) -> int:
-        """C + M of the first layer (every layer has as many memories; compressed counts may differ)."""
-        return self.layers[0].k.shape[2]

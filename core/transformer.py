@@ -147,7 +147,7 @@ class CompressiveLayer(nn.Module):
         """The keys and values of lm's [cmem; mem] slots, projected once."""
         slots = torch.cat([lm.cmem, lm.mem], dim=1)
         k, v = self._keys_values_stopped(slots) if slots.shape[1] else 2 * (self._no_keys(slots),)
-        return LayerCache(k, v, lm.cmem.shape[1], self._no_keys(slots)[0])            # r: [H, 0, dh]
+        return LayerCache((k,), (v,), lm.cmem.shape[1], self.attn.position_keys(slots.new_zeros(0, slots.shape[-1])))
 
     def _no_keys(self, x: torch.Tensor) -> torch.Tensor:
         """[B, H, 0, dh] like the keys of x [B, N, d]."""
@@ -156,16 +156,15 @@ class CompressiveLayer(nn.Module):
     def _cache_positions(self, cache: LayerCache, n_keys: int, n_full: int, pos_emb) -> LayerCache:
         """The cache with position keys for at least n_keys distances; when they are missing it projects
         those of a full memory and window (n_full >= n_keys), so that later steps only slice them."""
-        if cache.r.shape[1] >= n_keys:
+        if cache.r.shape[1] > n_keys:
             return cache
-        r = self.attn.position_keys(pos_emb(max(n_keys, n_full)))[:, 1:]               # [H, K, dh], no pad
-        return dataclasses.replace(cache, r=r)
+        return dataclasses.replace(cache, r=self.attn.position_keys(pos_emb(max(n_keys, n_full))))
 
     def _advance_cache(self, cache: LayerCache, lm: LayerMemory, next_lm: LayerMemory, k, v) -> LayerCache:
         """The cache of next_lm from the cache of lm and the keys/values k, v [B, H, C + M + T, dh] the
         attention read: the window's enter, the evicted memories' leave, the new compressed slots are
         projected (their number follows from the queue: evicted + pending before = c * new + pending after)."""
-        t = k.shape[2] - cache.k.shape[2]
+        t = k.shape[2] - cache.n_slots
         n_evicted = lm.mem.shape[1] + t - next_lm.mem.shape[1]
         n_new = (lm.pending.shape[1] + n_evicted - next_lm.pending.shape[1]) // self.rate
         n_cmem = next_lm.cmem.shape[1]
@@ -316,8 +315,8 @@ class CompressiveTransformer(nn.Module):
         if not isinstance(cache, KVCache) or len(cache.layers) != len(memory.layers):
             raise ValueError("kv_cache: expected a KVCache from init_cache(memory) with one entry per layer")
         for i, (lc, lm) in enumerate(zip(cache.layers, memory.layers)):
-            if (lc.n_cmem, lc.k.shape[2] - lc.n_cmem) != (lm.cmem.shape[1], lm.mem.shape[1]):
-                raise ValueError(f"kv_cache: layer {i} caches {lc.n_cmem} compressed slots and {lc.k.shape[2] - lc.n_cmem} "
+            if (lc.n_cmem, lc.n_slots - lc.n_cmem) != (lm.cmem.shape[1], lm.mem.shape[1]):
+                raise ValueError(f"kv_cache: layer {i} caches {lc.n_cmem} compressed slots and {lc.n_slots - lc.n_cmem} "
                                  f"memories, the memory holds {lm.cmem.shape[1]} and {lm.mem.shape[1]}; "
                                  f"carry out.kv_cache with out.memory, or rebuild it with init_cache(memory)")
 
