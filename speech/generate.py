@@ -70,30 +70,44 @@ def transformer_generate(model, n_samples: int, prime: torch.Tensor, generator: 
     cached: the memories' keys and values are kept between samples (core/cache.py) and the commit is the
     last read of the full window (the same computation, not done twice): the same samples, faster.
     """
-    B = prime.shape[0]
-    state = model.init_state(B, prime.device)
+    start = transformer_prefill(model, prime, window, cached)
+    return transformer_sample(model, n_samples, start, generator, window, temperature)
+
+
+@torch.inference_mode()
+def transformer_prefill(model, prime: torch.Tensor, window: int, cached: bool = True):
+    """Reads prime [B, P] in full windows, keeping >= 1 input for the current window.
+    Returns (state, KVCache or None, current window [B, 1..window])."""
+    state = model.init_state(prime.shape[0], prime.device)
     cache = model.core.init_cache(state) if cached else None
-
-    def read(inputs, state, cache):
-        """-> (logits [B, T, 256], the state and cache after `inputs`)."""
-        if cache is None:
-            logits, state, _ = model(inputs, state)
-            return logits, state, None
-        out = model.core(model.embed(inputs), state, kv_cache=cache)
-        return model.head(out.hidden), out.memory, out.kv_cache
-
-    n_full = (prime.shape[1] - 1) // window  # keep >= 1 input in the current window
+    n_full = (prime.shape[1] - 1) // window
     for i in range(n_full):
-        _, state, cache = read(prime[:, i * window:(i + 1) * window], state, cache)
-    current = prime[:, n_full * window:]
+        _, state, cache = _read(model, prime[:, i * window:(i + 1) * window], state, cache)
+    return state, cache, prime[:, n_full * window:]
+
+
+@torch.inference_mode()
+def transformer_sample(model, n_samples: int, start, generator: torch.Generator, window: int,
+                       temperature: float = 1.0) -> torch.Tensor:
+    """Samples from `start` = transformer_prefill(...) (cached when it holds a cache): [B, n_samples]."""
+    state, cache, current = start
     out = []
     for _ in range(n_samples):
-        logits, committed, next_cache = read(current, state, cache)
+        logits, committed, next_cache = _read(model, current, state, cache)
         tok = sample_token(logits[:, -1], generator, temperature)
         out.append(tok)
         if current.shape[1] == window:
-            state, cache = (committed, next_cache) if cached else read(current, state, cache)[1:]
+            state, cache = (committed, next_cache) if cache is not None else _read(model, current, state, None)[1:]
             current = tok[:, None]
         else:
             current = torch.cat([current, tok[:, None]], 1)
     return torch.stack(out, 1)
+
+
+def _read(model, inputs: torch.Tensor, state, cache):
+    """inputs [B, T] -> (logits [B, T, 256], the state and cache after them); cache None: uncached."""
+    if cache is None:
+        logits, state, _ = model(inputs, state)
+        return logits, state, None
+    out = model.core(model.embed(inputs), state, kv_cache=cache)
+    return model.head(out.hidden), out.memory, out.kv_cache
