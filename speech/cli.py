@@ -100,7 +100,8 @@ def run(args) -> int:
         record = eval_run(args.run, args.split, args.max_seconds, args.device,
                           ["data.skip_bad=true"] if args.skip_bad else [])
         print(f"{record['model']} {record['preset']} {record['split']}: {record['value']:.4f} nats/sample "
-              f"({record['bits_per_sample']:.4f} bits/sample) over {record['samples_scored']} samples")
+              f"({record['bits_per_sample']:.4f} bits/sample) over {record['samples_scored']} samples, "
+              f"{record['eval_samples_per_s']:.0f} samples/s")
         return 0
     if args.cmd == "sample":
         from speech.run import sample_run

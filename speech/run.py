@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -113,14 +114,17 @@ def eval_run(run_dir: str | Path, split: str | None = None, max_seconds: float |
     report_bad_files(corpus, None)
     dev = next(model.parameters()).device
     clips = heldout_clips(corpus.splits[split], corpus.sample_rate, max_seconds)
+    start = time.perf_counter()
     ev = evaluate(model, clips, cfg.model.window, cfg.eval.batch_size, cfg.data.reset_at_file_boundary, dev,
                   cfg.train.bf16)
+    samples_per_s = ev["count"] / max(time.perf_counter() - start, 1e-9)
     fit = {"steps": counters["step"], "tokens": counters["tokens"], "wall_time_s": counters["elapsed_s"]}
     old = Path(run_dir) / "results.json"
     if old.is_file():
         from core.run import read_json
         fit["valid"] = {"loss": read_json(old).get("valid_nll_nats")}
-    record = results_record(cfg, model, corpus, ev, split, fit, str(dev), max_seconds)
+    record = {**results_record(cfg, model, corpus, ev, split, fit, str(dev), max_seconds),
+              "eval_samples_per_s": samples_per_s}
     write_results(run_dir, record)
     return record
 

@@ -88,7 +88,7 @@ def _dispatch(args) -> int:
                              batch_size=args.batch_size, max_windows=args.max_windows, device=args.device,
                              data_dir=args.data_dir, progress=args.progress)
         shown = {k: r[k] for k in ("model", "dataset", "split", "metric", "value", "mem_len", "cmem_len",
-                                   "tokens_scored")}
+                                   "tokens_scored", "eval_tokens_per_s")}
         if "longrange" in r:
             shown["longrange"] = r["longrange"]
         print(json.dumps(shown, indent=1))

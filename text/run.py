@@ -164,6 +164,7 @@ def evaluate_run(run_dir: str, split: str | None = None, mem_len: int | None = N
     results = {**base_results(cfg, task, ds, model), "metric": metric, "value": value, "split": split, **extras,
                "tokens_seen": int(ckpt["tokens"]), "steps": int(ckpt["step"]),
                "wall_time_s": float(ckpt["elapsed_s"]), "eval_time_s": time.time() - t0,
+               "eval_tokens_per_s": r.extras["tokens_per_s"],
                "device": device_name(dev), "dynamic_eval": dynamic_eval, "scored_fraction": r.extras["scored_fraction"],
                "train_mem_len": cfg.model.mem_len, "train_cmem_len": cfg.model.cmem_len, "source": "eval"}
     out = Path(run_dir)
