@@ -89,25 +89,41 @@ def transformer_prefill(model, prime: torch.Tensor, window: int, cached: bool = 
 @torch.inference_mode()
 def transformer_sample(model, n_samples: int, start, generator: torch.Generator, window: int,
                        temperature: float = 1.0) -> torch.Tensor:
-    """Samples from `start` = transformer_prefill(...) (cached when it holds a cache): [B, n_samples]."""
+    """Samples from `start` = transformer_prefill(...): [B, n_samples].
+
+    Uncached (start holds no cache): every sample re-reads the current window; a full window is read once
+    more to commit it. Cached: a partial window is read incrementally, by a scratch copy of the state whose
+    memory has room for the window (nothing is evicted or compressed there) and which takes only the new
+    samples: it attends over [cmem; mem; window so far], as a re-read does. A full window is read once, from
+    the real state: its logits and its commit. (With same_length the masks depend on the window: re-reads.)
+    """
     state, cache, current = start
+    incremental = cache is not None and not model.core.cfg.same_length
+    scratch_core = model.core.with_memory_sizes(mem_len=model.core.cfg.mem_len + window) if incremental else None
+    scratch, fed = None, 0                            # scratch (state, cache) after current[:, :fed]
     out = []
     for _ in range(n_samples):
-        logits, committed, next_cache = _read(model, current, state, cache)
+        if incremental and current.shape[1] < window:
+            scratch, fed = (scratch, fed) if scratch is not None else ((state, cache), 0)
+            logits, *scratch = _read(model, current[:, fed:], *scratch, core=scratch_core)
+            fed = current.shape[1]
+        else:
+            logits, committed, next_cache = _read(model, current, state, cache)
         tok = sample_token(logits[:, -1], generator, temperature)
         out.append(tok)
         if current.shape[1] == window:
             state, cache = (committed, next_cache) if cache is not None else _read(model, current, state, None)[1:]
-            current = tok[:, None]
+            current, scratch = tok[:, None], None
         else:
             current = torch.cat([current, tok[:, None]], 1)
     return torch.stack(out, 1)
 
 
-def _read(model, inputs: torch.Tensor, state, cache):
-    """inputs [B, T] -> (logits [B, T, 256], the state and cache after them); cache None: uncached."""
+def _read(model, inputs: torch.Tensor, state, cache, core=None):
+    """inputs [B, T] -> (logits [B, T, 256], the state and cache after them); cache None: uncached;
+    core: the stack to read with (default model.core)."""
     if cache is None:
         logits, state, _ = model(inputs, state)
         return logits, state, None
-    out = model.core(model.embed(inputs), state, kv_cache=cache)
+    out = (core or model.core)(model.embed(inputs), state, kv_cache=cache)
     return model.head(out.hidden), out.memory, out.kv_cache
