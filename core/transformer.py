@@ -147,7 +147,8 @@ class CompressiveLayer(nn.Module):
         """The keys and values of lm's [cmem; mem] slots, projected once."""
         slots = torch.cat([lm.cmem, lm.mem], dim=1)
         k, v = self._keys_values_stopped(slots) if slots.shape[1] else 2 * (self._no_keys(slots),)
-        return LayerCache((k,), (v,), lm.cmem.shape[1], self.attn.position_keys(slots.new_zeros(0, slots.shape[-1])))
+        no_positions = self.attn.position_keys(slots.new_zeros(0, slots.shape[-1]))          # [H, 1, dh]
+        return LayerCache((k,), (v,), lm.cmem.shape[1], no_positions)
 
     def _no_keys(self, x: torch.Tensor) -> torch.Tensor:
         """[B, H, 0, dh] like the keys of x [B, N, d]."""
@@ -283,9 +284,10 @@ class CompressiveTransformer(nn.Module):
             return cache[n_keys]
 
         h, layers, losses, attention, caches = x, [], [], [], []
-        for i, (layer, lm) in enumerate(zip(self.layers, memory.layers)):
+        layer_caches = [None] * len(self.layers) if kv_cache is None else kv_cache.layers
+        for layer, lm, lc in zip(self.layers, memory.layers, layer_caches):
             h, next_lm, loss, probs, next_cache = layer(h, lm, pos_emb, cfg.mem_len, cfg.cmem_len, cfg.same_length,
-                                                        return_attention, None if kv_cache is None else kv_cache.layers[i])
+                                                        return_attention, lc)
             layers.append(next_lm)
             losses.append(loss)
             attention.append(probs)
@@ -316,8 +318,8 @@ class CompressiveTransformer(nn.Module):
             raise ValueError("kv_cache: expected a KVCache from init_cache(memory) with one entry per layer")
         for i, (lc, lm) in enumerate(zip(cache.layers, memory.layers)):
             if (lc.n_cmem, lc.n_slots - lc.n_cmem) != (lm.cmem.shape[1], lm.mem.shape[1]):
-                raise ValueError(f"kv_cache: layer {i} caches {lc.n_cmem} compressed slots and {lc.n_slots - lc.n_cmem} "
-                                 f"memories, the memory holds {lm.cmem.shape[1]} and {lm.mem.shape[1]}; "
+                raise ValueError(f"kv_cache: layer {i} caches {lc.n_cmem} compressed slots and "
+                                 f"{lc.n_slots - lc.n_cmem} memories, the memory holds {lm.cmem.shape[1]} and {lm.mem.shape[1]}; "
                                  f"carry out.kv_cache with out.memory, or rebuild it with init_cache(memory)")
 
     def flops_per_token(self, window: int) -> float:

@@ -1,13 +1,14 @@
 """`ctbench bench eval`: evaluation time against stream length (text and speech; it should be linear).
 
 Scores random streams of L, 2L, 4L, ... tokens with `text.evaluate.evaluate` (one stream, the Compressive
-Transformer) and `speech.task.evaluate` (one clip) and prints seconds, tokens/s and the time per token
-relative to the shortest stream: with bounded memories every window costs the same, so that ratio stays
+Transformer) and `speech.task.evaluate` (one clip), the lengths taking turns for `--rounds` rounds, and
+prints the median seconds, tokens/s and the time per token relative to the shortest stream: with bounded memories every window costs the same, so that ratio stays
 near 1 once the memories are full (they fill within the first n_m + c n_cm tokens).
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import numpy as np
@@ -23,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--window", type=int, default=128)
     p.add_argument("--mem-len", type=int, default=128)
     p.add_argument("--cmem-len", type=int, default=128)
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
     args = p.parse_args(argv)
     if args.threads:
@@ -53,14 +55,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"eval time vs stream length on cpu ({torch.get_num_threads()} threads): CT d_model {args.d_model}, "
           f"{args.layers} layers, window {args.window}, mem {args.mem_len}, cmem {args.cmem_len} (c 3)")
     print(f"{'domain':<7} {'tokens':>8} {'seconds':>9} {'tokens/s':>9} {'time/token vs L':>16}")
+    lengths = [args.length * 2 ** i for i in range(args.doublings + 1)]
     for name, run in (("text", text), ("speech", speech)):
         run(args.window * 2)                                   # warm-up
-        base = None
-        for i in range(args.doublings + 1):
-            n = args.length * 2 ** i
-            t = time.perf_counter()
-            run(n)
-            seconds = time.perf_counter() - t
-            base = base or seconds / n
+        times = {n: [] for n in lengths}
+        for _ in range(args.rounds):                           # lengths take turns: a slow spell hits them all
+            for n in lengths:
+                t = time.perf_counter()
+                run(n)
+                times[n].append(time.perf_counter() - t)
+        base = statistics.median(times[lengths[0]]) / lengths[0]
+        for n in lengths:
+            seconds = statistics.median(times[n])
             print(f"{name:<7} {n:>8} {seconds:>9.2f} {n / seconds:>9.0f} {seconds / n / base:>15.2f}x", flush=True)
     return 0
