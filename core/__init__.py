@@ -8,11 +8,12 @@
 
 TransformerXL is the same code path with ``cmem_len=0``.
 """
+from .cache import KVCache, LayerCache
 from .compression import COMPRESSORS, build_compressor
 from .config import COMPRESSION_LOSSES, COMPRESSIONS, CTConfig
 from .flops import count_parameters, flops_per_token
 from .memory import LayerMemory, Memory
 from .transformer import CompressiveTransformer, CTOutput
 
-__all__ = ["CTConfig", "CompressiveTransformer", "CTOutput", "Memory", "LayerMemory", "COMPRESSORS",
-           "COMPRESSIONS", "COMPRESSION_LOSSES", "build_compressor", "count_parameters", "flops_per_token"]
+__all__ = ["CTConfig", "CompressiveTransformer", "CTOutput", "Memory", "LayerMemory", "KVCache", "LayerCache",
+           "COMPRESSORS", "COMPRESSIONS", "COMPRESSION_LOSSES", "build_compressor", "count_parameters", "flops_per_token"]

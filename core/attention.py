@@ -203,7 +203,20 @@ class RelativeMultiHeadAttention(nn.Module):
         k = torch.cat([p[0] for p in parts], dim=2)                                    # [B, H, K, dh]
         v = torch.cat([p[1] for p in parts], dim=2)
         r = self.position_keys(pos_emb)                                               # [H, K+1, dh]
+        return (*self.attend(h, q, k, v, r, mask, need_weights), q, k, v)
 
+    def forward_cached(self, h: torch.Tensor, k_mem: Sequence[torch.Tensor], v_mem: Sequence[torch.Tensor],
+                       r: torch.Tensor, mask: torch.Tensor, need_weights: bool = False):
+        """Generation (core/cache.py): ``forward`` with the memories' keys and values already projected,
+        k_mem and v_mem in parts ([B, H, P_i, dh] each, oldest first), and the position keys r [H, K+1, dh];
+        only the window is projected. Returns what ``forward`` returns."""
+        q, k_new, v_new = self.project(h, self.qkv.weight).unbind(0)                  # [B, H, T, dh] each
+        k, v = torch.cat([*k_mem, k_new], dim=2), torch.cat([*v_mem, v_new], dim=2)    # [B, H, K, dh]
+        return (*self.attend(h, q, k, v, r, mask, need_weights), q, k, v)
+
+    def attend(self, h, q, k, v, r, mask, need_weights):
+        """softmax(AC + BD) V through the output projection: h [B, T, d] (for its shape); q [B, H, T, dh];
+        k, v [B, H, K, dh]; r [H, K+1, dh]. Returns out [B, T, d] and probs [B, H, T, K] (or None)."""
         explicit = need_weights or (self.training and self.dropatt.p > 0) or torch.is_autocast_enabled("cpu")
         if h.is_cuda and not need_weights:
             ctx, probs = self.fused_attention(q, k, v, r, mask), None
@@ -215,7 +228,7 @@ class RelativeMultiHeadAttention(nn.Module):
             probs = torch.softmax(_relative_scores(q_u, q_v, k, r, mask)[0], dim=-1)      # [B, H, T, K]
             ctx = torch.matmul(self.dropatt(probs), v)                                # [B, H, T, dh]
         out = self.out(ctx.transpose(1, 2).reshape(-1, h.shape[-1])).view(h.shape)
-        return out, probs, q, k, v
+        return out, probs
 
     def position_keys(self, pos_emb: torch.Tensor) -> torch.Tensor:
         """pos_emb [K, d] -> W_r R, head-major after a row of zeros (the rel-shift's pad): [H, K+1, dh]."""

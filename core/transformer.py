@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import RelativeMultiHeadAttention, attention_mask, relative_position_embedding
+from .cache import KVCache, LayerCache
 from .compression import build_compressor
 from .config import PARAMETER_FREE, CTConfig
 from .losses import AutoencodingDecoder, attention_reconstruction_loss, autoencoding_loss
@@ -27,13 +28,15 @@ from .memory import LayerMemory, Memory
 @dataclass
 class CTOutput:
     """hidden: [B, T, d]; memory: the next Memory; aux_loss: scalar (already weighted, add it to the
-    task loss); compression_losses: [n_layers] detached; attention: None or per layer [B, H, T, K]."""
+    task loss); compression_losses: [n_layers] detached; attention: None or per layer [B, H, T, K];
+    kv_cache: the next KVCache when one was passed, else None."""
 
     hidden: torch.Tensor
     memory: Memory
     aux_loss: torch.Tensor
     compression_losses: torch.Tensor
     attention: list[torch.Tensor] | None = None
+    kv_cache: KVCache | None = None
 
 
 class CompressiveLayer(nn.Module):
@@ -57,10 +60,12 @@ class CompressiveLayer(nn.Module):
 
     # -- attention and feed-forward ---------------------------------------------------------------
     def forward(self, h: torch.Tensor, lm: LayerMemory, pos_emb, mem_len: int, cmem_len: int,
-                same_length: bool, need_weights: bool):
-        """h: [B, T, d] (this layer's input); lm: its memory; pos_emb(K) -> [K, d].
+                same_length: bool, need_weights: bool, cache: LayerCache | None = None):
+        """h: [B, T, d] (this layer's input); lm: its memory; pos_emb(K) -> [K, d]; cache: None, or the
+        keys and values of lm's slots (generation, core/cache.py).
 
-        Returns (output [B, T, d], next LayerMemory, compression loss (scalar), probs or None).
+        Returns (output [B, T, d], next LayerMemory, compression loss (scalar), probs or None,
+        next LayerCache or None).
         """
         t = h.shape[1]
         cmem = self._refresh_bptt_slots(lm)
@@ -70,18 +75,24 @@ class CompressiveLayer(nn.Module):
         mask = attention_mask(t, n_prefix, same_length, key_valid, h.device, reach=mem_len + cmem_len)
         want_probs = need_weights or self.compression == "most_used"
 
+        x = self.ln_attn(h) if self.pre_ln else h             # the attention's input; memories are read alike
+        if cache is None:
+            memories = (self.ln_attn(cmem), self.ln_attn(lm.mem)) if self.pre_ln else (cmem, lm.mem)
+            a, probs, q, k, v = self.attn(x, memories, pos_emb(n_prefix + t), mask, want_probs)
+        else:
+            cache = self._cache_positions(cache, n_prefix + t, mem_len + cmem_len + t, pos_emb)
+            a, probs, q, k, v = self.attn.forward_cached(x, cache.k, cache.v, cache.position_keys(n_prefix + t),
+                                                         mask, want_probs)
         if self.pre_ln:
-            a, probs, q, k, v = self.attn(self.ln_attn(h), (self.ln_attn(cmem), self.ln_attn(lm.mem)),
-                                          pos_emb(n_prefix + t), mask, want_probs)
             mid = h + self.drop(a)
             out = mid + self.drop(self._feed_forward(self.ln_ff(mid)))
         else:
-            a, probs, q, k, v = self.attn(h, (cmem, lm.mem), pos_emb(n_prefix + t), mask, want_probs)
             mid = self.ln_attn(h + self.drop(a))
             out = self.ln_ff(mid + self.drop(self._feed_forward(mid)))
 
         next_lm, loss = self._update_memory(h, lm, cmem.shape[1], mem_len, cmem_len, q, k, v, probs)
-        return out, next_lm, loss, (probs if need_weights else None)
+        next_cache = None if cache is None else self._advance_cache(cache, lm, next_lm, k, v)
+        return out, next_lm, loss, (probs if need_weights else None), next_cache
 
     def _feed_forward(self, x: torch.Tensor) -> torch.Tensor:
         """[B, T, d] -> [B, T, d]. Tokens are flattened first: a 2-D linear layer's gradients need no copies
@@ -132,6 +143,37 @@ class CompressiveLayer(nn.Module):
             usage_sum=usage_sum[:, n_evict:], usage_count=usage_count[:, n_evict:],
             pending_usage=queue_usage[:, take:] if self.compression == "most_used" else lm.pending_usage,
             fresh=fresh), loss
+
+    # -- generation cache (core/cache.py) ------------------------------------------------------------
+    def init_cache(self, lm: LayerMemory) -> LayerCache:
+        """The keys and values of lm's [cmem; mem] slots, projected once."""
+        slots = torch.cat([lm.cmem, lm.mem], dim=1)
+        k, v = self._keys_values_stopped(slots) if slots.shape[1] else 2 * (self._no_keys(slots),)
+        no_positions = self.attn.position_keys(slots.new_zeros(0, slots.shape[-1]))          # [H, 1, dh]
+        return LayerCache((k,), (v,), lm.cmem.shape[1], no_positions)
+
+    def _no_keys(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, H, 0, dh] like the keys of x [B, N, d]."""
+        return x.new_zeros(x.shape[0], self.attn.n_heads, 0, self.attn.d_head)
+
+    def _cache_positions(self, cache: LayerCache, n_keys: int, n_full: int, pos_emb) -> LayerCache:
+        """The cache with position keys for at least n_keys distances; when they are missing it projects
+        those of a full memory and window (n_full >= n_keys), so that later steps only slice them."""
+        if cache.r.shape[1] > n_keys:
+            return cache
+        return dataclasses.replace(cache, r=self.attn.position_keys(pos_emb(max(n_keys, n_full))))
+
+    def _advance_cache(self, cache: LayerCache, lm: LayerMemory, next_lm: LayerMemory, k, v) -> LayerCache:
+        """The cache of next_lm from the cache of lm and the keys/values k, v [B, H, C + M + T, dh] the
+        attention read: the window's enter, the evicted memories' leave, the new compressed slots are
+        projected (their number follows from the queue: evicted + pending before = c * new + pending after)."""
+        t = k.shape[2] - cache.n_slots
+        n_evicted = lm.mem.shape[1] + t - next_lm.mem.shape[1]
+        n_new = (lm.pending.shape[1] + n_evicted - next_lm.pending.shape[1]) // self.rate
+        n_cmem = next_lm.cmem.shape[1]
+        fresh = next_lm.cmem[:, n_cmem - min(n_new, n_cmem):]                          # [B, N, d]
+        new_k, new_v = self._keys_values_stopped(fresh) if fresh.shape[1] else 2 * (self._no_keys(fresh),)
+        return cache.advance(k, v, next_lm.mem.shape[1], n_cmem, new_k, new_v)
 
     def _compression_loss(self, chunk, compressed, n_pending, take, n_cmem_keys, q, k, v):
         """The auxiliary loss for compressing ``chunk`` [B, n*c, d] into ``compressed`` [B, n, d]."""
@@ -195,6 +237,11 @@ class CompressiveTransformer(nn.Module):
         return Memory(tuple(LayerMemory.empty(batch_size, self.cfg.d_model, device, dtype)
                             for _ in self.layers))
 
+    def init_cache(self, memory: Memory) -> KVCache:
+        """A KVCache of ``memory``'s slots for generation (core/cache.py): pass it to ``forward`` with that
+        memory and carry ``out.kv_cache`` beside ``out.memory``."""
+        return KVCache(tuple(layer.init_cache(lm) for layer, lm in zip(self.layers, memory.layers)))
+
     def with_memory_sizes(self, mem_len: int | None = None, cmem_len: int | None = None) -> "CompressiveTransformer":
         """The same weights with other memory sizes (the paper evaluates with larger memories)."""
         cfg = self.cfg.replace(mem_len=self.cfg.mem_len if mem_len is None else mem_len,
@@ -216,14 +263,19 @@ class CompressiveTransformer(nn.Module):
             clone._modules["layers"] = nn.ModuleList(layers)
         return clone
 
-    def forward(self, x: torch.Tensor, memory: Memory | None = None, return_attention: bool = False) -> CTOutput:
-        """x: [B, T, d_model] from a domain's front end; memory from ``init_memory`` or a previous call."""
+    def forward(self, x: torch.Tensor, memory: Memory | None = None, return_attention: bool = False,
+                kv_cache: KVCache | None = None) -> CTOutput:
+        """x: [B, T, d_model] from a domain's front end; memory from ``init_memory`` or a previous call;
+        kv_cache: None, or the KVCache of ``memory`` (generation: eval mode, no gradient), which makes the
+        layers read the memories' keys and values from it instead of projecting them again."""
         cfg = self.cfg
         if x.dim() != 3 or x.shape[-1] != cfg.d_model:
             raise ValueError(f"x: expected [B, T, {cfg.d_model}], got {list(x.shape)}")
         if memory is None:
             memory = self.init_memory(x.shape[0], x.device)
         self._check_memory(memory, x)
+        if kv_cache is not None:
+            self._check_cache(kv_cache, memory)
 
         cache: dict[int, torch.Tensor] = {}
 
@@ -235,18 +287,21 @@ class CompressiveTransformer(nn.Module):
                 cache[n_keys] = self.pos_drop(emb.to(x.dtype))
             return cache[n_keys]
 
-        h, layers, losses, attention = x, [], [], []
-        for layer, lm in zip(self.layers, memory.layers):
-            h, next_lm, loss, probs = layer(h, lm, pos_emb, cfg.mem_len, cfg.cmem_len, cfg.same_length,
-                                            return_attention)
+        h, layers, losses, attention, caches = x, [], [], [], []
+        layer_caches = [None] * len(self.layers) if kv_cache is None else kv_cache.layers
+        for layer, lm, lc in zip(self.layers, memory.layers, layer_caches):
+            h, next_lm, loss, probs, next_cache = layer(h, lm, pos_emb, cfg.mem_len, cfg.cmem_len, cfg.same_length,
+                                                        return_attention, lc)
             layers.append(next_lm)
             losses.append(loss)
             attention.append(probs)
+            caches.append(next_cache)
         losses = torch.stack(losses)
         return CTOutput(hidden=self.final_ln(h), memory=Memory(tuple(layers)),
                         aux_loss=cfg.compression_loss_weight * losses.sum(),
                         compression_losses=losses.detach(),
-                        attention=attention if return_attention else None)
+                        attention=attention if return_attention else None,
+                        kv_cache=None if kv_cache is None else KVCache(tuple(caches)))
 
     def _check_memory(self, memory: Memory, x: torch.Tensor) -> None:
         if not isinstance(memory, Memory):
@@ -258,6 +313,18 @@ class CompressiveTransformer(nn.Module):
         if memory.batch_size != x.shape[0]:
             raise ValueError(f"memory: batch size {memory.batch_size} does not match the input's batch size "
                              f"{x.shape[0]}; call init_memory(batch_size={x.shape[0]})")
+
+    def _check_cache(self, cache: KVCache, memory: Memory) -> None:
+        if self.training or torch.is_grad_enabled():
+            raise ValueError("kv_cache: the KVCache is for generation only; use it in eval mode without gradient "
+                             "(model.eval(), torch.inference_mode())")
+        if not isinstance(cache, KVCache) or len(cache.layers) != len(memory.layers):
+            raise ValueError("kv_cache: expected a KVCache from init_cache(memory) with one entry per layer")
+        for i, (lc, lm) in enumerate(zip(cache.layers, memory.layers)):
+            if (lc.n_cmem, lc.n_slots - lc.n_cmem) != (lm.cmem.shape[1], lm.mem.shape[1]):
+                raise ValueError(f"kv_cache: layer {i} caches {lc.n_cmem} compressed slots and "
+                                 f"{lc.n_slots - lc.n_cmem} memories, the memory holds {lm.cmem.shape[1]} and {lm.mem.shape[1]}; "
+                                 f"carry out.kv_cache with out.memory, or rebuild it with init_cache(memory)")
 
     def flops_per_token(self, window: int) -> float:
         from .flops import count_parameters, flops_per_token

@@ -1,10 +1,11 @@
-"""`ctbench bench core|speech|rl`: speed benchmarks that print one table each."""
+"""`ctbench bench core|speech|rl|generate|eval`: speed benchmarks that print one table each."""
 from __future__ import annotations
 
 import importlib
 import sys
 
-BENCHES = {"core": "core.bench", "speech": "speech.bench", "rl": "rl.bench"}
+BENCHES = {"core": "core.bench", "speech": "speech.bench", "rl": "rl.bench", "generate": "ctbench.bench_generate",
+           "eval": "ctbench.bench_eval"}
 
 
 def main(argv: list[str]) -> int:

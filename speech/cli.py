@@ -36,7 +36,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--temperature", type=float, default=1.0)
     s.add_argument("--prime-seconds", type=float, default=0.0,
                    help="continue the first S seconds of held-out audio instead of starting from silence")
-    s.add_argument("--naive", action="store_true", help="WaveNet: recompute the receptive field every sample")
+    s.add_argument("--naive", action="store_true", help="recompute every sample: WaveNet its receptive field, "
+                   "Transformers their memories' keys and values (the uncached reference)")
     s.add_argument("--device", default="auto")
 
     d = sub.add_parser("download-fsdd", help="download the Free Spoken Digit Dataset release (recordings/)")
@@ -99,7 +100,8 @@ def run(args) -> int:
         record = eval_run(args.run, args.split, args.max_seconds, args.device,
                           ["data.skip_bad=true"] if args.skip_bad else [])
         print(f"{record['model']} {record['preset']} {record['split']}: {record['value']:.4f} nats/sample "
-              f"({record['bits_per_sample']:.4f} bits/sample) over {record['samples_scored']} samples")
+              f"({record['bits_per_sample']:.4f} bits/sample) over {record['samples_scored']} samples, "
+              f"{record['eval_samples_per_s']:.0f} samples/s")
         return 0
     if args.cmd == "sample":
         from speech.run import sample_run

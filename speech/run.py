@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -115,14 +116,17 @@ def eval_run(run_dir: str | Path, split: str | None = None, max_seconds: float |
     report_bad_files(corpus, None)
     dev = next(model.parameters()).device
     clips = heldout_clips(corpus.splits[split], corpus.sample_rate, max_seconds)
+    start = time.perf_counter()
     ev = evaluate(model, clips, cfg.model.window, cfg.eval.batch_size, cfg.data.reset_at_file_boundary, dev,
                   cfg.train.bf16)
+    samples_per_s = ev["count"] / max(time.perf_counter() - start, 1e-9)
     fit = {"steps": counters["step"], "tokens": counters["tokens"], "wall_time_s": counters["elapsed_s"]}
     old = Path(run_dir) / "results.json"
     if old.is_file():
         from core.run import read_json
         fit["valid"] = {"loss": read_json(old).get("valid_nll_nats")}
-    record = results_record(cfg, model, corpus, ev, split, fit, str(dev), max_seconds)
+    record = {**results_record(cfg, model, corpus, ev, split, fit, str(dev), max_seconds),
+              "eval_samples_per_s": samples_per_s}
     write_results(run_dir, record)
     return record
 
@@ -136,7 +140,7 @@ def generate(model, n_samples: int, prime: torch.Tensor, seed: int, temperature:
     if model.kind == "wavenet":
         fn = g.wavenet_generate_naive if naive else g.wavenet_generate_cached
         return fn(model.net, n_samples, prime, gen, temperature)
-    return g.transformer_generate(model, n_samples, prime, gen, window, temperature)
+    return g.transformer_generate(model, n_samples, prime, gen, window, temperature, cached=not naive)
 
 
 def sample_run(run_dir: str | Path, seconds: float, out: str | Path | None = None, seed: int = 0,

@@ -72,7 +72,7 @@ def heldout_clips(clips: list, sample_rate: int, max_seconds: float) -> list:
     return out
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(model, clips: list, window: int, batch_size: int, reset: bool, device,
              bf16: bool = True) -> dict:
     """NLL per sample over `clips` (each scored once, streams continue across windows).

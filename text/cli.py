@@ -95,7 +95,7 @@ def _dispatch(args) -> int:
                              data_dir=args.data_dir, progress=args.progress, same_length=args.same_length,
                              clamp_len=args.clamp_len)
         shown = {k: r[k] for k in ("model", "dataset", "split", "metric", "value", "mem_len", "cmem_len",
-                                   "tokens_scored", "results_file")}
+                                   "tokens_scored", "eval_tokens_per_s", "results_file")}
         if "longrange" in r:
             shown["longrange"] = r["longrange"]
         print(json.dumps(shown, indent=1))

@@ -94,7 +94,16 @@ class LanguageModel(nn.Module):
         nll = self.head.nll(h.reshape(-1, h.shape[-1]), targets.reshape(-1)).view(targets.shape)
         return LMOutput(nll=nll, state=state, aux_loss=aux, compression_losses=comp, attention=att)
 
-    def next_token_logprobs(self, tokens: torch.Tensor, state) -> tuple[torch.Tensor, object]:
-        """tokens: [B, T] -> (log-probabilities of the token after the last one [B, V], next state)."""
-        h, state, *_ = self.hidden(tokens, state)
-        return self.head.log_prob(h[:, -1]), state
+    def init_cache(self, state):
+        """The core's KVCache of `state` for generation (core/cache.py); None for the LSTM."""
+        return None if isinstance(self.body, LSTMBody) else self.body.init_cache(state)
+
+    def next_token_logprobs(self, tokens: torch.Tensor, state, cache=None) -> tuple[torch.Tensor, object, object]:
+        """tokens: [B, T] -> (log-probabilities of the token after the last one [B, V], next state, next
+        cache). cache: None, or the KVCache of `state` (eval mode, no gradient): same result, faster."""
+        if cache is None:
+            h, state, *_ = self.hidden(tokens, state)
+        else:
+            out = self.body(self.drop(self.embed(tokens)), state, kv_cache=cache)
+            h, state, cache = self.drop(out.hidden), out.memory, out.kv_cache
+        return self.head.log_prob(h[:, -1]), state, cache

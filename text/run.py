@@ -183,6 +183,7 @@ def evaluate_run(run_dir: str, split: str | None = None, mem_len: int | None = N
     results = {**base_results(cfg, task, ds, model), "metric": metric, "value": value, "split": split, **extras,
                "tokens_seen": int(ckpt["tokens"]), "steps": int(ckpt["step"]),
                "wall_time_s": float(ckpt["elapsed_s"]), "eval_time_s": time.time() - t0,
+               "eval_tokens_per_s": r.extras["tokens_per_s"],
                "device": device_name(dev), "dynamic_eval": dynamic_eval, "scored_fraction": r.extras["scored_fraction"],
                "train_mem_len": cfg.model.mem_len, "train_cmem_len": cfg.model.cmem_len, "source": "eval",
                "max_windows": max_windows}
@@ -230,30 +231,40 @@ def sample(run_dir: str, prompt: str, tokens: int = 200, temperature: float = 1.
     ids = ds.vocab.encode(prompt)
     if not ids:
         raise ConfigError("--prompt encodes to no tokens; give some text")
-    model, window = task.model, cfg.data.window
     g = torch.Generator(device="cpu").manual_seed(seed)
     generated: list[int] = []
-    with torch.no_grad():
-        state = model.init_state(1, dev)
-        context = torch.tensor([ids], dtype=torch.long, device=dev)
-        for s in range(0, context.shape[1] - 1, window):
-            chunk = context[:, s:min(s + window, context.shape[1] - 1)]
-            _, state, *_ = model.hidden(chunk, state)
-            state = state.detach()
-        last = context[:, -1:]
-        shown = ""
-        for _ in range(tokens):
-            logp, state = model.next_token_logprobs(last, state)
-            probs = torch.softmax(logp.float().cpu() / temperature, dim=-1)
-            nxt = int(torch.multinomial(probs[0], 1, generator=g))
-            generated.append(nxt)
-            text = ds.vocab.decode(generated)
-            out.write(text[len(shown):])
-            out.flush()
-            shown = text
-            last = torch.tensor([[nxt]], dtype=torch.long, device=dev)
+    shown = ""
+    for nxt in generate_tokens(task.model, ids, tokens, temperature, g, cfg.data.window):
+        generated.append(nxt)
+        text = ds.vocab.decode(generated)
+        out.write(text[len(shown):])
+        out.flush()
+        shown = text
     out.write("\n")
     return ds.vocab.decode(generated)
+
+
+@torch.inference_mode()
+def generate_tokens(model, ids: list[int], n: int, temperature: float, generator: torch.Generator, window: int,
+                    cached: bool = True):
+    """Yields n token ids sampled after the prompt ids: the prompt is read window by window, then each
+    token is one step of the model, the memory carrying everything seen so far. cached: the memories'
+    keys and values are kept across steps (core/cache.py; the same samples, faster); False recomputes
+    them every step (the reference)."""
+    dev = next(model.parameters()).device
+    state = model.init_state(1, dev)
+    cache = model.init_cache(state) if cached else None
+    context = torch.tensor([ids], dtype=torch.long, device=dev)
+    for s in range(0, context.shape[1] - 1, window):
+        chunk = context[:, s:min(s + window, context.shape[1] - 1)]
+        _, state, cache = model.next_token_logprobs(chunk, state, cache)
+    last = context[:, -1:]
+    for _ in range(n):
+        logp, state, cache = model.next_token_logprobs(last, state, cache)
+        probs = torch.softmax(logp.float().cpu() / temperature, dim=-1)
+        nxt = int(torch.multinomial(probs[0], 1, generator=generator))
+        yield nxt
+        last = torch.tensor([[nxt]], dtype=torch.long, device=dev)
 
 
 # ---------------------------------------------------------------------------------------- compare
