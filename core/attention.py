@@ -73,34 +73,44 @@ def _biased_queries(q, r_w_bias, r_r_bias, scale):
     return (torch.add(q, r_w_bias[:, None]).mul_(scale), torch.add(q, r_r_bias[:, None]).mul_(scale))
 
 
-def _head_major_position(q_v: torch.Tensor, r_padded: torch.Tensor):
+def _head_major_position(q_v: torch.Tensor, r_padded: torch.Tensor, n_keys: int):
     """The position term BD, computed head-major and rel-shifted without a copy.
 
-    q_v: [B, H, T, dh]; r_padded: [H, K+1, dh], the projected sinusoids of distances K-1..0 after a row of
-    zeros. Returns (q_v as [H, B*T, dh], the product [H, B*T, K+1], BD as a [B, H, T, K] view of it).
+    q_v: [B, H, T, dh]; r_padded: [H, L, dh], the projected sinusoids of distances K-1..0 followed by
+    L - K >= 1 rows of zeros (see ``position_rows``). Returns (q_v as [H, B*T, dh], the product
+    [H, B*T, L], BD as a [B, H, T, K] view of it).
     """
     b, h, t, dh = q_v.shape
     qv_heads = q_v.transpose(0, 1).reshape(h, b * t, dh)
-    product = torch.bmm(qv_heads, r_padded.transpose(1, 2))                         # [H, B*T, K+1]
-    return qv_heads, product, _rel_shift(product, b, t)
+    product = torch.bmm(qv_heads, r_padded.transpose(1, 2))                         # [H, B*T, L]
+    return qv_heads, product, _rel_shift(product, b, t, n_keys)
 
 
-def _rel_shift(product: torch.Tensor, b: int, t: int) -> torch.Tensor:
-    """TransformerXL's pad-and-view rel-shift as a strided view. product: [H, B*T, K+1], column 0 the pad
-    (zeros), column j >= 1 holding distance K - j for every query row.
+def position_rows(n_keys: int) -> int:
+    """L, the rows of the padded position keys for K keys: at least one zero row after the K distances
+    (the rel-shift reads each query's row from a different column, and needs rows of length > K), rounded
+    up to a multiple of 16, since an odd width such as K + 1 slows the CPU's batched matmul ~1.6x."""
+    return -(-(n_keys + 1) // 16) * 16
 
-    Each (head, batch) block of T x (K+1) is read from its (T+1)-th entry on as T x K, so entry (i, j)
-    holds distance (K - T) + i - j, the true distance of key j from query i. Entries with j > K - T + i
-    are garbage (the causal future) and must be masked. Returns [B, H, T, K].
+
+def _rel_shift(product: torch.Tensor, b: int, t: int, n_keys: int) -> torch.Tensor:
+    """TransformerXL's pad-and-view rel-shift as a strided view. product: [H, B*T, L] with L > K, column
+    m < K holding distance K-1-m for every query row (columns m >= K: the zero pad).
+
+    Row i of each (head, batch) block is read from its column T-1-i on, with a row stride of L - 1, so
+    entry (i, j) holds distance (K - T) + i - j, the true distance of key j from query i. Entries with
+    j > K - T + i are the pad or the next row's values (the causal future) and must be masked; no two
+    entries share an element, since rows are longer than K. Returns [B, H, T, K].
     """
-    h, _, k1 = product.shape
-    return product.as_strided((b, h, t, k1 - 1), (t * k1, b * t * k1, k1 - 1, 1), product.storage_offset() + t)
+    h, _, width = product.shape
+    return product.as_strided((b, h, t, n_keys), (t * width, b * t * width, width - 1, 1),
+                              product.storage_offset() + t - 1)
 
 
 def _relative_scores(q_u, q_v, k, r_padded, mask):
-    """Masked scores AC + BD: q_u, q_v [B, H, T, dh] (scaled); k [B, H, K, dh]; r_padded [H, K+1, dh].
+    """Masked scores AC + BD: q_u, q_v [B, H, T, dh] (scaled); k [B, H, K, dh]; r_padded [H, L, dh].
     Returns the scores [B, H, T, K] and q_v as [H, B*T, dh]."""
-    qv_heads, _, position = _head_major_position(q_v, r_padded)
+    qv_heads, _, position = _head_major_position(q_v, r_padded, k.shape[2])
     scores = torch.matmul(q_u, k.transpose(-1, -2)).add_(position)                  # AC + BD
     # Adding 0 / the lowest float is exact here (|scores| << 1e31) and ~5x faster on CPUs than masked_fill_
     # with a mask broadcast over heads.
@@ -116,7 +126,7 @@ class RecomputedRelativeAttention(torch.autograd.Function):
     (tests/core/test_attention.py).
 
     Inputs: q [B, H, T, dh] (unscaled), r_w_bias and r_r_bias [H, dh], scale (float), k and v
-    [B, H, K, dh], r_padded [H, K+1, dh] (see ``_head_major_position``), mask bool [T, K] or [B, 1, T, K].
+    [B, H, K, dh], r_padded [H, L, dh] (see ``_head_major_position``), mask bool [T, K] or [B, 1, T, K].
     Output: [B, H, T, dh].
     """
 
@@ -145,11 +155,10 @@ class RecomputedRelativeAttention(torch.autograd.Function):
         grad_q_u = torch.matmul(grad_scores, k)
         grad_k = torch.matmul(grad_scores.transpose(-1, -2), q_u)
         # Through the rel-shift: dS written back into the view of the head-major product; the entries the
-        # view does not cover (the first T of each block) get no gradient.
+        # view does not cover (the start of each block, the pad between rows) get no gradient.
         b, h, t, n = grad_scores.shape
-        grad_product = grad_scores.new_empty(h, b * t, n + 1)
-        grad_product.view(h * b, t * (n + 1))[:, :t].zero_()
-        _rel_shift(grad_product, b, t).copy_(grad_scores)
+        grad_product = grad_scores.new_zeros(h, b * t, r_padded.shape[1])
+        _rel_shift(grad_product, b, t, n).copy_(grad_scores)
         del grad_scores
         grad_q_v = torch.bmm(grad_product, r_padded).view(h, b, t, -1).transpose(0, 1)
         grad_r = torch.bmm(grad_product.transpose(1, 2), qv_heads)
@@ -202,13 +211,13 @@ class RelativeMultiHeadAttention(nn.Module):
         parts = [self.project(x, w_kv) for x in (*memories, h) if x.shape[1]]
         k = torch.cat([p[0] for p in parts], dim=2)                                    # [B, H, K, dh]
         v = torch.cat([p[1] for p in parts], dim=2)
-        r = self.position_keys(pos_emb)                                               # [H, K+1, dh]
+        r = self.position_keys(pos_emb)                                               # [H, L, dh]
         return (*self.attend(h, q, k, v, r, mask, need_weights), q, k, v)
 
     def forward_cached(self, h: torch.Tensor, k_mem: Sequence[torch.Tensor], v_mem: Sequence[torch.Tensor],
                        r: torch.Tensor, mask: torch.Tensor, need_weights: bool = False):
         """Generation (core/cache.py): ``forward`` with the memories' keys and values already projected,
-        k_mem and v_mem in parts ([B, H, P_i, dh] each, oldest first), and the position keys r [H, K+1, dh];
+        k_mem and v_mem in parts ([B, H, P_i, dh] each, oldest first), and the position keys r [H, L, dh] (L > K);
         only the window is projected. Returns what ``forward`` returns."""
         q, k_new, v_new = self.project(h, self.qkv.weight).unbind(0)                  # [B, H, T, dh] each
         k, v = torch.cat([*k_mem, k_new], dim=2), torch.cat([*v_mem, v_new], dim=2)    # [B, H, K, dh]
@@ -216,7 +225,7 @@ class RelativeMultiHeadAttention(nn.Module):
 
     def attend(self, h, q, k, v, r, mask, need_weights):
         """softmax(AC + BD) V through the output projection: h [B, T, d] (for its shape); q [B, H, T, dh];
-        k, v [B, H, K, dh]; r [H, K+1, dh]. Returns out [B, T, d] and probs [B, H, T, K] (or None)."""
+        k, v [B, H, K, dh]; r [H, L, dh] (L > K). Returns out [B, T, d] and probs [B, H, T, K] (or None)."""
         explicit = need_weights or (self.training and self.dropatt.p > 0) or torch.is_autocast_enabled("cpu")
         if h.is_cuda and not need_weights:
             ctx, probs = self.fused_attention(q, k, v, r, mask), None
@@ -231,13 +240,15 @@ class RelativeMultiHeadAttention(nn.Module):
         return out, probs
 
     def position_keys(self, pos_emb: torch.Tensor) -> torch.Tensor:
-        """pos_emb [K, d] -> W_r R, head-major after a row of zeros (the rel-shift's pad): [H, K+1, dh]."""
-        return self.r_net(F.pad(pos_emb, (0, 0, 1, 0))).view(-1, self.n_heads, self.d_head).transpose(0, 1)
+        """pos_emb [K, d] -> W_r R, head-major, followed by rows of zeros (the rel-shift's pad): [H, L, dh]
+        with L = position_rows(K)."""
+        n_pad = position_rows(pos_emb.shape[0]) - pos_emb.shape[0]
+        return self.r_net(F.pad(pos_emb, (0, 0, 0, n_pad))).view(-1, self.n_heads, self.d_head).transpose(0, 1)
 
     def fused_attention(self, q, k, v, r_padded, mask) -> torch.Tensor:
         """The GPU path: PyTorch's fused attention kernel, with the position term BD entering as an additive
         bias of the content scores. Shapes as in ``RecomputedRelativeAttention``; returns [B, H, T, dh]."""
         q_u, q_v = _biased_queries(q, self.r_w_bias, self.r_r_bias, self.scale)
-        bias = _head_major_position(q_v, r_padded)[2].masked_fill(~mask, float("-inf"))       # [B, H, T, K]
+        bias = _head_major_position(q_v, r_padded, k.shape[2])[2].masked_fill(~mask, float("-inf"))       # [B, H, T, K]
         return F.scaled_dot_product_attention(q_u, k, v, attn_mask=bias, scale=1.0,
                                               dropout_p=self.dropatt.p if self.training else 0.0)

@@ -27,22 +27,23 @@ class LayerCache:
     """One layer. k, v: the keys and values of its [cmem; mem] slots, oldest first, as consecutive parts
     (each [B, H, N_i, dh], views into the previous step's keys: updating the cache copies nothing, the
     attention's one concatenation does); n_cmem: how many of the slots are compressed ones (in front);
-    r: [H, R+1, dh], ``RelativeMultiHeadAttention.position_keys`` for R distances (R-1, ..., 0)."""
+    r: [H, L, dh], ``RelativeMultiHeadAttention.position_keys`` for R = n_distances distances (R-1, ..., 0,
+    then the zero pad)."""
 
     k: tuple[torch.Tensor, ...]
     v: tuple[torch.Tensor, ...]
     n_cmem: int
     r: torch.Tensor
+    n_distances: int
 
     @property
     def n_slots(self) -> int:
         return sum(part.shape[2] for part in self.k)
 
     def position_keys(self, n_keys: int) -> torch.Tensor:
-        """The position keys of K <= R keys, as a view: [H, K+1, dh]. Its first row (the rel-shift's pad)
-        holds distance K rather than zeros when K < R; the pad only lands on the causally masked scores,
-        whose probabilities are zero whatever their value, so the attention is the same."""
-        return self.r[:, self.r.shape[1] - 1 - n_keys:]
+        """The position keys of K <= R keys, as a view: [H, L - R + K, dh], the distances K-1..0 and the
+        zero pad after them (the rel-shift needs only rows longer than K)."""
+        return self.r[:, self.n_distances - n_keys:]
 
     def advance(self, k: torch.Tensor, v: torch.Tensor, n_mem: int, n_cmem: int, new_k: torch.Tensor,
                 new_v: torch.Tensor) -> "LayerCache":
@@ -54,7 +55,7 @@ class LayerCache:
 
         def keep(full: torch.Tensor, new: torch.Tensor) -> tuple[torch.Tensor, ...]:
             return full[:, :, c - n_old:c], new[:, :, new.shape[2] - n_new:], full[:, :, full.shape[2] - n_mem:]
-        return LayerCache(keep(k, new_k), keep(v, new_v), n_cmem, self.r)
+        return LayerCache(keep(k, new_k), keep(v, new_v), n_cmem, self.r, self.n_distances)
 
 
 @dataclass(frozen=True)

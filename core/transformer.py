@@ -149,8 +149,8 @@ class CompressiveLayer(nn.Module):
         """The keys and values of lm's [cmem; mem] slots, projected once."""
         slots = torch.cat([lm.cmem, lm.mem], dim=1)
         k, v = self._keys_values_stopped(slots) if slots.shape[1] else 2 * (self._no_keys(slots),)
-        no_positions = self.attn.position_keys(slots.new_zeros(0, slots.shape[-1]))          # [H, 1, dh]
-        return LayerCache((k,), (v,), lm.cmem.shape[1], no_positions)
+        no_positions = self.attn.position_keys(slots.new_zeros(0, slots.shape[-1]))          # [H, L, dh]: the pad
+        return LayerCache((k,), (v,), lm.cmem.shape[1], no_positions, 0)
 
     def _no_keys(self, x: torch.Tensor) -> torch.Tensor:
         """[B, H, 0, dh] like the keys of x [B, N, d]."""
@@ -159,9 +159,10 @@ class CompressiveLayer(nn.Module):
     def _cache_positions(self, cache: LayerCache, n_keys: int, n_full: int, pos_emb) -> LayerCache:
         """The cache with position keys for at least n_keys distances; when they are missing it projects
         those of a full memory and window (n_full >= n_keys), so that later steps only slice them."""
-        if cache.r.shape[1] > n_keys:
+        if cache.n_distances >= n_keys:
             return cache
-        return dataclasses.replace(cache, r=self.attn.position_keys(pos_emb(max(n_keys, n_full))))
+        n = max(n_keys, n_full)
+        return dataclasses.replace(cache, r=self.attn.position_keys(pos_emb(n)), n_distances=n)
 
     def _advance_cache(self, cache: LayerCache, lm: LayerMemory, next_lm: LayerMemory, k, v) -> LayerCache:
         """The cache of next_lm from the cache of lm and the keys/values k, v [B, H, C + M + T, dh] the

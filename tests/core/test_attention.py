@@ -6,7 +6,7 @@ import torch
 
 from core import CompressiveTransformer, CTConfig
 from core.attention import (RecomputedRelativeAttention, RelativeMultiHeadAttention, _rel_shift, attention_mask,
-                            relative_position_embedding, sinusoid_positions)
+                            position_rows, relative_position_embedding, sinusoid_positions)
 
 
 def naive_relative_attention(attn, h, prefix, clamp_len=-1, same_length=False):
@@ -69,17 +69,33 @@ def test_relative_attention_matches_naive_reference(clamp_len, same_length):
     torch.testing.assert_close(probs.sum(-1), torch.ones(b, 2, t, dtype=torch.float64))
 
 
-def test_rel_shift_aligns_distances():
-    """Column j >= 1 of the head-major product holds distance K - j (column 0 is the pad); after the shift
-    entry (i, j) of every (batch, head) holds (K - T) + i - j, the distance of key j from query i."""
+@pytest.mark.parametrize("width_pad", [1, 5])
+def test_rel_shift_aligns_distances(width_pad):
+    """Column m < K of the head-major product holds distance K-1-m (columns from K on are the pad); after the
+    shift entry (i, j) of every (batch, head) holds (K - T) + i - j, the distance of key j from query i,
+    whatever the pad's width."""
     b, h, t, k = 2, 3, 3, 7
-    column_distance = torch.cat([torch.zeros(1), torch.arange(k - 1, -1, -1).float()])   # [K+1]
-    product = column_distance.expand(h, b * t, k + 1).contiguous()
-    y = _rel_shift(product, b, t)
+    column_distance = torch.cat([torch.arange(k - 1, -1, -1).float(), torch.full((width_pad,), -1.0)])  # [L]
+    product = column_distance.expand(h, b * t, k + width_pad).contiguous()
+    y = _rel_shift(product, b, t, k)
     assert y.shape == (b, h, t, k)
     for i in range(t):
         for j in range(k - t + i + 1):                                                    # the causal part
             assert (y[:, :, i, j] == (k - t) + i - j).all()
+
+
+def test_rel_shift_view_never_aliases():
+    """Backward writes dS through the view: every (i, j) must own its element, or a masked entry's zero
+    could overwrite an allowed entry's gradient."""
+    b, h, t, k = 2, 2, 4, 9
+    product = torch.zeros(h, b * t, position_rows(k))
+    _rel_shift(product, b, t, k).copy_(torch.ones(b, h, t, k))
+    assert product.sum() == b * h * t * k
+
+
+def test_position_rows_are_padded_and_aligned():
+    for k in (1, 15, 16, 384, 385):
+        assert position_rows(k) > k and position_rows(k) % 16 == 0 and position_rows(k) - k <= 16
 
 
 def test_full_stack_with_memories_matches_reference_per_layer():
@@ -154,7 +170,7 @@ def test_recomputed_attention_gradcheck():
     q = torch.randn(b, hh, t, dh, dtype=torch.float64, requires_grad=True)
     u, v_bias = (torch.randn(hh, dh, dtype=torch.float64, requires_grad=True) for _ in range(2))
     kk, v = (torch.randn(b, hh, k, dh, dtype=torch.float64, requires_grad=True) for _ in range(2))
-    r_padded = torch.randn(hh, k + 1, dh, dtype=torch.float64, requires_grad=True)   # row 0: the shift's pad
+    r_padded = torch.randn(hh, k + 3, dh, dtype=torch.float64, requires_grad=True)   # rows K..: the shift's pad
     mask = attention_mask(t, k - t, False, None, "cpu")
     assert torch.autograd.gradcheck(RecomputedRelativeAttention.apply, (q, u, v_bias, 0.5, kk, v, r_padded, mask))
 
