@@ -31,3 +31,15 @@ import pytest  # noqa: E402
 def data_dir(tmp_path_factory):
     """One dataset cache for the whole session: the tiny longrange corpus is generated once."""
     return str(tmp_path_factory.mktemp("ctbench-data"))
+
+
+def tiny_config(data_dir: str, *extra: str):
+    """The cpu-longrange preset with the tiny groups above (+ `extra` overrides) as a TextConfig, for tests
+    that drive `Trainer`, `evaluate` or the model directly instead of the CLI."""
+    from core.run import from_dict
+    from core.run.config import apply_overrides, find_preset, load_toml
+    from text.config import TextConfig
+
+    data = apply_overrides(load_toml(find_preset("text", "cpu-longrange")),
+                           [*TINY_LONGRANGE, *TINY_MODEL, *TINY_TRAIN, f"data.data_dir={data_dir}", *extra])
+    return from_dict(TextConfig, data)
