@@ -1,0 +1,44 @@
+"""scripts/mutation_check.py: its registry matches the source, and it tells caught, survived and stale
+mutations apart (the full run, every mutation: `scripts/mutation_check.py`, about 3 minutes)."""
+import importlib.util
+import re
+import sys
+
+import pytest
+
+from text_data_fixtures import REPO
+
+spec = importlib.util.spec_from_file_location("mutation_check", REPO / "scripts" / "mutation_check.py")
+mc = sys.modules[spec.name] = importlib.util.module_from_spec(spec)   # dataclasses look it up there
+spec.loader.exec_module(mc)
+
+
+@pytest.mark.parametrize("m", mc.REGISTRY, ids=lambda m: m.name)
+def test_registry_matches_the_source(m):
+    """Each snippet stands exactly once in its file and each named test exists (a stale registry fails here
+    first, cheaply)."""
+    assert (REPO / m.file).read_text().count(m.original) == 1, f"{m.name}: snippet not found once in {m.file}"
+    assert m.mutated != m.original and m.tests
+    for node in m.tests:
+        path, name = node.split("::")
+        assert re.search(rf"^def {re.escape(name.split('[')[0])}\(", (REPO / path).read_text(), re.MULTILINE), node
+
+
+def test_a_stale_snippet_is_named_and_fails(capsys):
+    stale = mc.Mutation("stale-one", "text/evaluate.py", "no such line in the file", "x", ("tests/text",))
+    assert mc.main(["--no-baseline"], registry=(stale,)) == 1
+    captured = capsys.readouterr()
+    assert "| stale-one | STALE | snippet not found in text/evaluate.py: 'no such line in the file' |" in captured.out
+    assert "stale-one: STALE" in captured.err
+
+
+@pytest.mark.slow
+def test_caught_and_surviving_mutations_are_told_apart(capsys):
+    """One real mutation of the registry (caught), one harmless edit of a comment (survives: exit 1)."""
+    caught = next(m for m in mc.REGISTRY if m.name == "eval-no-reset-at-doc-start")
+    harmless = mc.Mutation("comment-only", caught.file, '"""Rows whose window begins exactly at a document start',
+                           '"""Rows (edited docstring) whose window begins exactly at a document start', caught.tests[:1])
+    assert mc.main([], registry=(caught, harmless)) == 1
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in capsys.readouterr().out.splitlines()}
+    assert f"| caught | {caught.tests[0]}: AssertionError" in rows[caught.name]
+    assert rows["comment-only"].startswith(f"| comment-only | SURVIVED | passed: {caught.tests[0]} |")
