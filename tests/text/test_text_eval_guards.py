@@ -10,7 +10,6 @@ scripts/mutation_check.py breaks each promise on purpose and expects one of thes
 """
 import copy
 import io
-import json
 
 import numpy as np
 import pytest
@@ -21,10 +20,11 @@ from text.cli import main
 from text.evaluate import evaluate
 from text.model import LanguageModel
 from text.run import read_run_config, sample
-from text.task import build_model, load_dataset
+from text.task import TextTask, build_model, load_dataset
 from test_data_sources import _write_books
 from text_data_fixtures import no_download  # noqa: F401  (autouse: tests never download)
-from text_run_helpers import TINY_LONGRANGE, TINY_MODEL, TINY_TRAIN, data_dir, sets, tiny_config  # noqa: F401
+from text_run_helpers import (TINY_LONGRANGE, TINY_MODEL, TINY_TRAIN, assert_word_perplexity, data_dir,  # noqa: F401
+                              sets, tiny_config)
 
 CPU = torch.device("cpu")
 WINDOW = 16                                          # data.window of TINY_MODEL
@@ -82,6 +82,21 @@ def test_eval_command_empties_the_memory_at_document_starts(run):
     tokens, starts = np.asarray(ds.split("test")), ds.doc_starts("test")
     assert np.array_equal(z["position"], np.arange(1, len(tokens)))
     np.testing.assert_allclose(z["loss"], per_document(twin_without_dropout(run), tokens, starts), rtol=0, atol=2e-5)
+
+
+def test_validation_during_training_empties_the_memory_at_document_starts(data_dir):
+    """Short documents, so that the resets move the split's mean loss well beyond float noise."""
+    cfg = tiny_config(data_dir, "data.longrange.doc_len=64", "data.longrange.valid_docs=8", "eval.batch_size=1",
+                      "eval.valid_windows=0")
+    ds = load_dataset(cfg)
+    task = TextTask(cfg, ds)
+    tokens, starts = np.asarray(ds.split("valid")), ds.doc_starts("valid")
+    alone = per_document(task.model, tokens, starts).astype(np.float64)
+    result = task.validate(task.model, CPU)
+    assert result["count"] == len(alone)
+    assert result["loss"] == pytest.approx(alone.mean(), rel=1e-6)
+    carried = evaluate(task.model, tokens, window=WINDOW, device=CPU).loss
+    assert carried != pytest.approx(alone.mean(), rel=2e-5)          # not resetting shows
 
 
 # ------------------------------------------------------------------------------------ dynamic evaluation
@@ -165,27 +180,6 @@ def test_sample_carries_its_memory(run, monkeypatch):
 
 
 # ------------------------------------------------------------------------------------ word-level perplexity
-def words_between_markers(path) -> int:
-    """Whitespace-separated words between a book's `*** START OF` and `*** END OF` lines (counted here,
-    not by the data package)."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    start = next(i for i, line in enumerate(lines) if line.lstrip().startswith("*** START OF"))
-    end = next(i for i, line in enumerate(lines) if i > start and line.lstrip().startswith("*** END OF"))
-    return sum(len(line.split()) for line in lines[start + 1:end])
-
-
-def assert_word_perplexity(run_dir, books_dir, split: str) -> dict:
-    """results.json of `eval --save-analysis` on `split`: word_ppl = exp(summed token nats / words)."""
-    res = json.loads((run_dir / "results.json").read_text())
-    z = np.load(run_dir / "analysis" / "token_losses.npz")
-    names = load_dataset(read_run_config(run_dir)).manifest["splits"][split]["books"]
-    words = sum(words_between_markers(books_dir / n) for n in names)
-    assert res["metric"] == "word_ppl" and res["split"] == split and res["words"] == words
-    assert res["tokens_scored"] == len(z["loss"]) != words                  # tokens are not words here
-    assert res["value"] == pytest.approx(np.exp(z["loss"].astype(np.float64).sum() / words), rel=1e-5)
-    return res
-
-
 def test_word_perplexity_divides_by_words_not_tokens(tmp_path):
     books = tmp_path / "books"
     _write_books(books, 4)

@@ -43,3 +43,31 @@ def tiny_config(data_dir: str, *extra: str):
     data = apply_overrides(load_toml(find_preset("text", "cpu-longrange")),
                            [*TINY_LONGRANGE, *TINY_MODEL, *TINY_TRAIN, f"data.data_dir={data_dir}", *extra])
     return from_dict(TextConfig, data)
+
+
+def words_between_markers(path) -> int:
+    """Whitespace-separated words between a book's `*** START OF` and `*** END OF` lines (counted here,
+    not by the data package)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.lstrip().startswith("*** START OF"))
+    end = next(i for i, line in enumerate(lines) if i > start and line.lstrip().startswith("*** END OF"))
+    return sum(len(line.split()) for line in lines[start + 1:end])
+
+
+def assert_word_perplexity(run_dir, books_dir, split: str) -> dict:
+    """results.json of `eval --save-analysis` on `split`: word_ppl = exp(summed token nats / words)."""
+    import json
+
+    import numpy as np
+
+    from text.run import read_run_config
+    from text.task import load_dataset
+
+    res = json.loads((run_dir / "results.json").read_text())
+    z = np.load(run_dir / "analysis" / "token_losses.npz")
+    names = load_dataset(read_run_config(run_dir)).manifest["splits"][split]["books"]
+    words = sum(words_between_markers(books_dir / n) for n in names)
+    assert res["metric"] == "word_ppl" and res["split"] == split and res["words"] == words
+    assert res["tokens_scored"] == len(z["loss"]) != words                  # tokens are not words here
+    assert res["value"] == pytest.approx(np.exp(z["loss"].astype(np.float64).sum() / words), rel=1e-5)
+    return res
