@@ -63,6 +63,11 @@ REGISTRY: tuple[Mutation, ...] = (
         "                 collect=save_analysis",
         (GUARDS + "test_eval_command_empties_the_memory_at_document_starts",)),
     Mutation(
+        "validation-no-reset-at-doc-start", "text/task.py",
+        'doc_starts=self.ds.doc_starts("valid") if self.cfg.data.reset_at_doc else None,',
+        "doc_starts=None,",
+        (GUARDS + "test_validation_during_training_empties_the_memory_at_document_starts",)),
+    Mutation(
         "dynamic-eval-learns-before-scoring", "text/evaluate.py",
         "        with torch.set_grad_enabled(dynamic), autocast(device, bf16):\n"
         "            out = model(x, state, y,",
