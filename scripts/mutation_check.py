@@ -56,6 +56,11 @@ REGISTRY: tuple[Mutation, ...] = (
         (GUARDS + "test_eval_empties_the_memory_at_document_starts",
          GUARDS + "test_eval_command_empties_the_memory_at_document_starts")),
     Mutation(
+        "eval-resets-only-the-first-row", "text/evaluate.py",
+        "hit = np.isin(starts, doc_starts) & (starts > 0)",
+        "hit = np.isin(starts, doc_starts) & (starts > 0) & (np.arange(len(starts)) == 0)",
+        (GUARDS + "test_eval_empties_the_memory_at_document_starts[3]",)),
+    Mutation(
         "eval-command-drops-doc-starts", "text/run.py",
         "doc_starts=ds.doc_starts(split) if cfg.data.reset_at_doc else None,\n"
         "                 collect=save_analysis",

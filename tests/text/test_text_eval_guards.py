@@ -1,8 +1,9 @@
 """What evaluation and sampling promise, each held against a reference computed another way (issue 11:
 scripts/mutation_check.py breaks each promise on purpose and expects one of these tests to go red).
 
-- the memory is emptied at document starts: a split scored as one stream equals its documents scored
-  one by one from an empty memory;
+- the memory is emptied at document starts (in `evaluate` with one or more rows, in `ctbench text eval`
+  and in the validation during training): a split scored as one stream equals its documents scored one
+  by one from an empty memory;
 - naive dynamic evaluation scores each window with the weights from before it learns from that window;
 - evaluation runs without dropout whatever mode the model is in, and gives the caller its mode back;
 - `sample` carries its memory: every step's distribution equals one pass over the whole prefix;
@@ -30,6 +31,7 @@ CPU = torch.device("cpu")
 WINDOW = 16                                          # data.window of TINY_MODEL
 DROPOUT = ["model.dropout=0.3", "model.dropatt=0.2"]
 NO_DROPOUT = ["model.dropout=0.0", "model.dropatt=0.0"]
+SHORT_DOCS = ["data.longrange.doc_len=64", "data.longrange.valid_docs=8", "data.longrange.test_docs=8"]
 
 
 @pytest.fixture(scope="module")
@@ -60,18 +62,20 @@ def per_document(model, tokens: np.ndarray, starts: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------ memory reset
-def test_eval_empties_the_memory_at_document_starts(data_dir):
-    cfg = tiny_config(data_dir)
+@pytest.mark.parametrize("rows", [1, 3])
+def test_eval_empties_the_memory_at_document_starts(data_dir, rows):
+    """Six documents of 4 windows (384 targets); with 3 rows each row also starts at a document."""
+    cfg = tiny_config(data_dir, *SHORT_DOCS)
     ds = load_dataset(cfg)
-    tokens, starts = np.asarray(ds.split("test")), ds.doc_starts("test")
-    assert starts[0] == 0 and len(starts) >= 2 and all(s % WINDOW == 0 for s in starts)  # each starts a window
+    tokens, starts = np.asarray(ds.split("test"))[:6 * 64 + 1], ds.doc_starts("test")[:6]
+    assert np.array_equal(starts, np.arange(6) * 64)
     model = build_model(cfg, ds.vocab.size)
-    whole = evaluate(model, tokens, window=WINDOW, device=CPU, doc_starts=starts, collect=True)
+    whole = evaluate(model, tokens, window=WINDOW, device=CPU, batch_size=rows, doc_starts=starts, collect=True)
     alone = per_document(model, tokens, starts)
+    assert np.array_equal(whole.position, np.arange(1, len(tokens)))
     np.testing.assert_allclose(whole.token_loss, alone, rtol=0, atol=2e-5)
-    carried = evaluate(model, tokens, window=WINDOW, device=CPU, doc_starts=None, collect=True)
-    second = slice(starts[1], None)                  # the memory matters here: carrying it over shows
-    assert np.abs(carried.token_loss[second] - alone[second]).max() > 1e-2
+    carried = evaluate(model, tokens, window=WINDOW, device=CPU, batch_size=rows, doc_starts=None, collect=True)
+    assert np.abs(carried.token_loss - alone).max() > 1e-2          # the memory matters here: carrying it shows
 
 
 def test_eval_command_empties_the_memory_at_document_starts(run):
@@ -86,8 +90,7 @@ def test_eval_command_empties_the_memory_at_document_starts(run):
 
 def test_validation_during_training_empties_the_memory_at_document_starts(data_dir):
     """Short documents, so that the resets move the split's mean loss well beyond float noise."""
-    cfg = tiny_config(data_dir, "data.longrange.doc_len=64", "data.longrange.valid_docs=8", "eval.batch_size=1",
-                      "eval.valid_windows=0")
+    cfg = tiny_config(data_dir, *SHORT_DOCS, "eval.batch_size=1", "eval.valid_windows=0")
     ds = load_dataset(cfg)
     task = TextTask(cfg, ds)
     tokens, starts = np.asarray(ds.split("valid")), ds.doc_starts("valid")

@@ -67,7 +67,8 @@ def assert_word_perplexity(run_dir, books_dir, split: str) -> dict:
     z = np.load(run_dir / "analysis" / "token_losses.npz")
     names = load_dataset(read_run_config(run_dir)).manifest["splits"][split]["books"]
     words = sum(words_between_markers(books_dir / n) for n in names)
-    assert res["metric"] == "word_ppl" and res["split"] == split and res["words"] == words
-    assert res["tokens_scored"] == len(z["loss"]) != words                  # tokens are not words here
-    assert res["value"] == pytest.approx(np.exp(z["loss"].astype(np.float64).sum() / words), rel=1e-5)
+    expected = np.exp(z["loss"].astype(np.float64).sum() / words)
+    assert (res["metric"], res["split"], res["words"]) == ("word_ppl", split, words), res
+    assert res["tokens_scored"] == len(z["loss"]) != words, (res["tokens_scored"], words)  # tokens are not words
+    assert res["value"] == pytest.approx(expected, rel=1e-5), f"word_ppl {res['value']}, expected {expected}"
     return res
