@@ -2,7 +2,8 @@
 """Mutation check: plant each known bug on purpose and show that a test catches it (issue 11).
 
 Each entry of REGISTRY names a deliberate bug: the file, an exact snippet of the current source (found
-exactly once), what it becomes, and the pytest node ids that must go red. The script copies the
+exactly once), what it becomes, and the pytest node ids that must go red; optional alternatives give the
+same bug where the code reads otherwise (a branch about to land), tried in order. The script copies the
 working tree (the files git tracks plus untracked ones it does not ignore) into a temporary folder, so
 the real tree is never edited; there it runs the named tests once unmutated (they must pass), then
 for each mutation: writes the mutated file, runs the tests, writes the original back (try/finally,
@@ -41,6 +42,29 @@ class Mutation:
     original: str           # must occur exactly once in `file`
     mutated: str
     tests: tuple[str, ...]  # pytest node ids, relative to the repository root
+    # the same bug where the code reads otherwise (a branch about to land): (file, original, mutated),
+    # tried in order when `original` is not found exactly once
+    alternatives: tuple[tuple[str, str, str], ...] = ()
+
+    def variants(self) -> tuple[tuple[str, str, str], ...]:
+        return ((self.file, self.original, self.mutated), *self.alternatives)
+
+
+def applicable(m: Mutation, root: Path) -> tuple[tuple[str, str, str] | None, str]:
+    """(the first variant whose snippet stands exactly once in its file, ""), or (None, why none does)."""
+    why = []
+    for variant in m.variants():
+        file, original, _ = variant
+        path = root / file
+        if not path.is_file():
+            why.append(f"{file} does not exist")
+            continue
+        n = path.read_text().count(original)
+        if n == 1:
+            return variant, ""
+        where = "not found" if n == 0 else f"found {n} times"
+        why.append(f"snippet {where} in {file}: {original.strip().splitlines()[0]!r}")
+    return None, "; ".join(why)
 
 
 REGISTRY: tuple[Mutation, ...] = (
@@ -48,7 +72,9 @@ REGISTRY: tuple[Mutation, ...] = (
         "metrics-not-trimmed-on-resume", "core/run/io.py",
         'keep = [line for line in read_jsonl(self.path) if line.get("step", 0) <= step]',
         "keep = read_jsonl(self.path)",
-        (RESUME + "test_metrics_after_crash_and_resume_equal_an_uninterrupted_run[1]",)),
+        (RESUME + "test_metrics_after_crash_and_resume_equal_an_uninterrupted_run[1]",),
+        # once checkpoints carry the metrics line count (the resume fix of issue 11)
+        (("core/run/trainer.py", 'self.metrics.keep_first(counters["metrics_lines"])', "pass"),)),
     Mutation(
         "eval-no-reset-at-doc-start", "text/evaluate.py",
         "reset = _reset_rows(starts_row + s, doc_starts)",
@@ -62,10 +88,8 @@ REGISTRY: tuple[Mutation, ...] = (
         (GUARDS + "test_eval_empties_the_memory_at_document_starts[3]",)),
     Mutation(
         "eval-command-drops-doc-starts", "text/run.py",
-        "doc_starts=ds.doc_starts(split) if cfg.data.reset_at_doc else None,\n"
-        "                 collect=save_analysis",
-        "doc_starts=None,\n"
-        "                 collect=save_analysis",
+        "doc_starts=ds.doc_starts(split) if cfg.data.reset_at_doc else None,",
+        "doc_starts=None,",
         (GUARDS + "test_eval_command_empties_the_memory_at_document_starts",)),
     Mutation(
         "validation-no-reset-at-doc-start", "text/task.py",
@@ -74,14 +98,12 @@ REGISTRY: tuple[Mutation, ...] = (
         (GUARDS + "test_validation_during_training_empties_the_memory_at_document_starts",)),
     Mutation(
         "dynamic-eval-learns-before-scoring", "text/evaluate.py",
-        "        with torch.set_grad_enabled(dynamic), autocast(device, bf16):\n"
-        "            out = model(x, state, y,",
-        "        if dynamic:  # MUTATION: learn from the window, then score it\n"
-        "            model(x, state, y, reset=reset).nll.mean().backward()\n"
-        "            opt.step()\n"
-        "            opt.zero_grad(set_to_none=True)\n"
-        "        with torch.set_grad_enabled(dynamic), autocast(device, bf16):\n"
-        "            out = model(x, state, y,",
+        "            out = model(x, state, y, reset=reset, return_attention=stats is not None)\n",
+        "            if dynamic:  # MUTATION: learn from the window, then score it\n"
+        "                model(x, state, y, reset=reset).nll.mean().backward()\n"
+        "                opt.step()\n"
+        "                opt.zero_grad(set_to_none=True)\n"
+        "            out = model(x, state, y, reset=reset, return_attention=stats is not None)\n",
         (GUARDS + "test_dynamic_eval_scores_each_window_before_learning_from_it",)),
     Mutation(
         "word-ppl-per-token", "text/run.py",
@@ -102,12 +124,17 @@ REGISTRY: tuple[Mutation, ...] = (
         "sample-forgets-generated", "text/run.py",
         "logp, state = model.next_token_logprobs(last, state)",
         "logp, _ = model.next_token_logprobs(last, state)",
-        (GUARDS + "test_sample_carries_its_memory",)),
+        (GUARDS + "test_sample_carries_its_memory",),
+        # sampling with a KV cache (text.run.generate_tokens)
+        (("text/run.py", "logp, state, cache = model.next_token_logprobs(last, state, cache)",
+          "logp, _, _ = model.next_token_logprobs(last, state, cache)"),)),
     Mutation(
         "sample-forgets-prompt", "text/run.py",
         "_, state, *_ = model.hidden(chunk, state)",
         "_, _, *_ = model.hidden(chunk, state)",
-        (GUARDS + "test_sample_carries_its_memory",)),
+        (GUARDS + "test_sample_carries_its_memory",),
+        (("text/run.py", "_, state, cache = model.next_token_logprobs(chunk, state, cache)",
+          "_, _, _ = model.next_token_logprobs(chunk, state, cache)"),)),
 )
 
 
@@ -117,6 +144,7 @@ class Outcome:
     status: str             # caught | SURVIVED | STALE | ERROR
     detail: str             # the failing test, or why not
     seconds: float = 0.0
+    file: str = ""          # the file mutated (its first variant found)
 
     @property
     def ok(self) -> bool:
@@ -163,32 +191,29 @@ def first_failure(output: str, width: int = 70) -> str:
 
 
 def check(mutation: Mutation, root: Path, timeout: float) -> Outcome:
-    path = root / mutation.file
-    if not path.is_file():
-        return Outcome(mutation.name, "STALE", f"{mutation.file} does not exist")
+    variant, why = applicable(mutation, root)
+    if variant is None:
+        return Outcome(mutation.name, "STALE", why)
+    file, original, mutated = variant
+    path = root / file
     text = path.read_text()
-    n = text.count(mutation.original)
-    if n != 1:
-        where = "not found" if n == 0 else f"found {n} times"
-        return Outcome(mutation.name, "STALE", f"snippet {where} in {mutation.file}: "
-                                               f"{mutation.original.strip().splitlines()[0]!r}")
     t0 = time.time()
     try:
-        path.write_text(text.replace(mutation.original, mutation.mutated))
+        path.write_text(text.replace(original, mutated))
         rc, output = run_tests(root, list(mutation.tests), timeout)
     finally:
         path.write_text(text)
     seconds = time.time() - t0
     if rc == 1:
-        return Outcome(mutation.name, "caught", first_failure(output), seconds)
+        return Outcome(mutation.name, "caught", first_failure(output), seconds, file)
     if rc == 0:
-        return Outcome(mutation.name, "SURVIVED", "passed: " + ", ".join(mutation.tests), seconds)
-    return Outcome(mutation.name, "ERROR", f"pytest exit code {rc}: {output.strip().splitlines()[-1:]}", seconds)
+        return Outcome(mutation.name, "SURVIVED", "passed: " + ", ".join(mutation.tests), seconds, file)
+    return Outcome(mutation.name, "ERROR", f"pytest exit code {rc}: {output.strip().splitlines()[-1:]}", seconds, file)
 
 
 def table(outcomes: list[Outcome]) -> str:
-    rows = ["| mutation | caught? | test | s |", "|---|---|---|---|"]
-    rows += [f"| {o.name} | {o.status} | {o.detail} | {o.seconds:.0f} |" for o in outcomes]
+    rows = ["| mutation | caught? | test | file | s |", "|---|---|---|---|---|"]
+    rows += [f"| {o.name} | {o.status} | {o.detail} | {o.file or '-'} | {o.seconds:.0f} |" for o in outcomes]
     return "\n".join(rows)
 
 

@@ -15,10 +15,11 @@ spec.loader.exec_module(mc)
 
 @pytest.mark.parametrize("m", mc.REGISTRY, ids=lambda m: m.name)
 def test_registry_matches_the_source(m):
-    """Each snippet stands exactly once in its file and each named test exists (a stale registry fails here
-    first, cheaply)."""
-    assert (REPO / m.file).read_text().count(m.original) == 1, f"{m.name}: snippet not found once in {m.file}"
-    assert m.mutated != m.original and m.tests
+    """A snippet of each mutation stands exactly once in its file and each named test exists (a stale
+    registry fails here first, cheaply)."""
+    variant, why = mc.applicable(m, REPO)
+    assert variant is not None, f"{m.name}: {why}"
+    assert all(mutated != original for _, original, mutated in m.variants()) and m.tests
     for node in m.tests:
         path, name = node.split("::")
         assert re.search(rf"^def {re.escape(name.split('[')[0])}\(", (REPO / path).read_text(), re.MULTILINE), node
@@ -28,8 +29,15 @@ def test_a_stale_snippet_is_named_and_fails(capsys):
     stale = mc.Mutation("stale-one", "text/evaluate.py", "no such line in the file", "x", ("tests/text",))
     assert mc.main(["--no-baseline"], registry=(stale,)) == 1
     captured = capsys.readouterr()
-    assert "| stale-one | STALE | snippet not found in text/evaluate.py: 'no such line in the file' |" in captured.out
+    assert "| stale-one | STALE | snippet not found in text/evaluate.py: 'no such line in the file' | - |" in captured.out
     assert "stale-one: STALE" in captured.err
+
+
+def test_an_alternative_applies_where_the_first_snippet_is_gone():
+    word_ppl = next(m for m in mc.REGISTRY if m.name == "word-ppl-per-token")
+    moved = mc.Mutation("moved", "text/evaluate.py", "a line since rewritten", "x", word_ppl.tests,
+                        (("text/run.py", word_ppl.original, word_ppl.mutated),))
+    assert mc.applicable(moved, REPO) == (("text/run.py", word_ppl.original, word_ppl.mutated), "")
 
 
 @pytest.mark.slow
@@ -40,5 +48,5 @@ def test_caught_and_surviving_mutations_are_told_apart(capsys):
                            '"""Rows (edited docstring) whose window begins exactly at a document start', caught.tests[:1])
     assert mc.main([], registry=(caught, harmless)) == 1
     rows = {line.split(" | ")[0].lstrip("| "): line for line in capsys.readouterr().out.splitlines()}
-    assert f"| caught | {caught.tests[0]}: AssertionError" in rows[caught.name]
-    assert rows["comment-only"].startswith(f"| comment-only | SURVIVED | passed: {caught.tests[0]} |")
+    assert rows[caught.name].startswith(f"| {caught.name} | caught | {caught.tests[0]}[1]: AssertionError")
+    assert rows["comment-only"].startswith(f"| comment-only | SURVIVED | passed: {caught.tests[0]} | text/evaluate.py |")
