@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""Mutation check: plant each known bug on purpose and show that a test catches it (issue 11).
+
+Each entry of REGISTRY names a deliberate bug: the file, an exact snippet of the current source (found
+exactly once), what it becomes, and the pytest node ids that must go red; optional alternatives give the
+same bug where the code reads otherwise (a branch about to land), tried in order. The script copies the
+working tree (the files git tracks plus untracked ones it does not ignore) into a temporary folder, so
+the real tree is never edited; there it runs the named tests once unmutated (they must pass), then
+for each mutation: writes the mutated file, runs the tests, writes the original back (try/finally,
+also on Ctrl-C). A `shared` link next to the copy points at ../shared, so tests on the real data run.
+
+    scripts/mutation_check.py                 # every mutation; table on stdout
+    scripts/mutation_check.py --only sample-forgets-generated --only word-ppl-per-token
+    scripts/mutation_check.py --list
+
+Exit status: 0 when every mutation is caught; 1 when one survives, its snippet is stale (not found
+exactly once: the source moved on, update the registry) or its tests error out; 2 when the tests fail
+before any mutation.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+GUARDS = "tests/text/test_text_eval_guards.py::"
+RESUME = "tests/text/test_text_resume_metrics.py::"
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    file: str               # relative to the repository root
+    original: str           # must occur exactly once in `file`
+    mutated: str
+    tests: tuple[str, ...]  # pytest node ids, relative to the repository root
+    # the same bug where the code reads otherwise (a branch about to land): (file, original, mutated),
+    # tried in order when `original` is not found exactly once
+    alternatives: tuple[tuple[str, str, str], ...] = ()
+
+    def variants(self) -> tuple[tuple[str, str, str], ...]:
+        return ((self.file, self.original, self.mutated), *self.alternatives)
+
+
+def applicable(m: Mutation, root: Path) -> tuple[tuple[str, str, str] | None, str]:
+    """(the first variant whose snippet stands exactly once in its file, ""), or (None, why none does)."""
+    why = []
+    for variant in m.variants():
+        file, original, _ = variant
+        path = root / file
+        if not path.is_file():
+            why.append(f"{file} does not exist")
+            continue
+        n = path.read_text().count(original)
+        if n == 1:
+            return variant, ""
+        where = "not found" if n == 0 else f"found {n} times"
+        why.append(f"snippet {where} in {file}: {original.strip().splitlines()[0]!r}")
+    return None, "; ".join(why)
+
+
+REGISTRY: tuple[Mutation, ...] = (
+    Mutation(
+        "metrics-not-trimmed-on-resume", "core/run/io.py",
+        'keep = [line for line in read_jsonl(self.path) if line.get("step", 0) <= step]',
+        "keep = read_jsonl(self.path)",
+        (RESUME + "test_metrics_after_crash_and_resume_equal_an_uninterrupted_run[1]",),
+        # once checkpoints carry the metrics line count (the resume fix of issue 11)
+        (("core/run/trainer.py", 'self.metrics.keep_first(counters["metrics_lines"])', "pass"),)),
+    Mutation(
+        "eval-no-reset-at-doc-start", "text/evaluate.py",
+        "reset = _reset_rows(starts_row + s, doc_starts)",
+        "reset = None",
+        (GUARDS + "test_eval_empties_the_memory_at_document_starts",
+         GUARDS + "test_eval_command_empties_the_memory_at_document_starts")),
+    Mutation(
+        "eval-resets-only-the-first-row", "text/evaluate.py",
+        "hit = np.isin(starts, doc_starts) & (starts > 0)",
+        "hit = np.isin(starts, doc_starts) & (starts > 0) & (np.arange(len(starts)) == 0)",
+        (GUARDS + "test_eval_empties_the_memory_at_document_starts[3]",)),
+    Mutation(
+        "eval-command-drops-doc-starts", "text/run.py",
+        "doc_starts=ds.doc_starts(split) if cfg.data.reset_at_doc else None,",
+        "doc_starts=None,",
+        (GUARDS + "test_eval_command_empties_the_memory_at_document_starts",)),
+    Mutation(
+        "validation-no-reset-at-doc-start", "text/task.py",
+        'doc_starts=self.ds.doc_starts("valid") if self.cfg.data.reset_at_doc else None,',
+        "doc_starts=None,",
+        (GUARDS + "test_validation_during_training_empties_the_memory_at_document_starts",)),
+    Mutation(
+        "dynamic-eval-learns-before-scoring", "text/evaluate.py",
+        "            out = model(x, state, y, reset=reset, return_attention=stats is not None)\n",
+        "            if dynamic:  # MUTATION: learn from the window, then score it\n"
+        "                model(x, state, y, reset=reset).nll.mean().backward()\n"
+        "                opt.step()\n"
+        "                opt.zero_grad(set_to_none=True)\n"
+        "            out = model(x, state, y, reset=reset, return_attention=stats is not None)\n",
+        (GUARDS + "test_dynamic_eval_scores_each_window_before_learning_from_it",)),
+    Mutation(
+        "word-ppl-per-token", "text/run.py",
+        'return "word_ppl", math.exp(result.nats / words), extras',
+        'return "word_ppl", math.exp(result.loss), extras',
+        (GUARDS + "test_word_perplexity_divides_by_words_not_tokens",)),
+    Mutation(
+        "dropout-on-in-eval", "text/evaluate.py",
+        "    was_training = model.training\n    model.eval()\n",
+        "    was_training = model.training\n",
+        (GUARDS + "test_evaluation_turns_dropout_off_and_restores_the_mode",)),
+    Mutation(
+        "dropout-on-in-sample", "text/run.py",
+        "task.model.to(device).eval()",
+        "task.model.to(device)",
+        (GUARDS + "test_sample_carries_its_memory",)),
+    Mutation(
+        "sample-forgets-generated", "text/run.py",
+        "logp, state = model.next_token_logprobs(last, state)",
+        "logp, _ = model.next_token_logprobs(last, state)",
+        (GUARDS + "test_sample_carries_its_memory",),
+        # sampling with a KV cache (text.run.generate_tokens)
+        (("text/run.py", "logp, state, cache = model.next_token_logprobs(last, state, cache)",
+          "logp, _, _ = model.next_token_logprobs(last, state, cache)"),)),
+    Mutation(
+        "sample-forgets-prompt", "text/run.py",
+        "_, state, *_ = model.hidden(chunk, state)",
+        "_, _, *_ = model.hidden(chunk, state)",
+        (GUARDS + "test_sample_carries_its_memory",),
+        (("text/run.py", "_, state, cache = model.next_token_logprobs(chunk, state, cache)",
+          "_, _, _ = model.next_token_logprobs(chunk, state, cache)"),)),
+)
+
+
+@dataclass
+class Outcome:
+    name: str
+    status: str             # caught | SURVIVED | STALE | ERROR
+    detail: str             # the failing test, or why not
+    seconds: float = 0.0
+    file: str = ""          # the file mutated (its first variant found)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "caught"
+
+
+def tree_files(repo: Path) -> list[str]:
+    """Tracked files and untracked ones git does not ignore (what a fresh checkout plus your edits holds)."""
+    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=repo,
+                         check=True, capture_output=True).stdout.decode()
+    return sorted({f for f in out.split("\0") if f and (repo / f).is_file()})
+
+
+def copy_tree(repo: Path, dest: Path) -> Path:
+    """dest/repo: a copy of the working tree; dest/shared -> the real ../shared (the tests' data)."""
+    root = dest / "repo"
+    for f in tree_files(repo):
+        (root / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(repo / f, root / f)
+    if (repo.parent / "shared").exists():
+        (dest / "shared").symlink_to((repo.parent / "shared").resolve(), target_is_directory=True)
+    return root
+
+
+def run_tests(root: Path, tests: list[str], timeout: float) -> tuple[int, str]:
+    """(pytest exit code, output); stops at the first failure."""
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "PYTHONDONTWRITEBYTECODE": "1", "COLUMNS": "400"}
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-rfE", "-p", "no:cacheprovider", *tests]
+    try:
+        p = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return -1, f"timed out after {timeout:.0f} s"
+    return p.returncode, p.stdout + p.stderr
+
+
+def first_failure(output: str, width: int = 70) -> str:
+    """`node id: reason` of the first failure in pytest's -rfE summary."""
+    m = re.search(r"^(?:FAILED|ERROR) (\S+)(?: - (.*))?$", output, re.MULTILINE)
+    if not m:
+        return "?"
+    reason = (m.group(2) or "").strip()
+    return (m.group(1) + (f": {reason[:width]}" if reason else "")).replace("|", "/")
+
+
+def check(mutation: Mutation, root: Path, timeout: float) -> Outcome:
+    variant, why = applicable(mutation, root)
+    if variant is None:
+        return Outcome(mutation.name, "STALE", why)
+    file, original, mutated = variant
+    path = root / file
+    text = path.read_text()
+    t0 = time.time()
+    try:
+        path.write_text(text.replace(original, mutated))
+        rc, output = run_tests(root, list(mutation.tests), timeout)
+    finally:
+        path.write_text(text)
+    seconds = time.time() - t0
+    if rc == 1:
+        return Outcome(mutation.name, "caught", first_failure(output), seconds, file)
+    if rc == 0:
+        return Outcome(mutation.name, "SURVIVED", "passed: " + ", ".join(mutation.tests), seconds, file)
+    return Outcome(mutation.name, "ERROR", f"pytest exit code {rc}: {output.strip().splitlines()[-1:]}", seconds, file)
+
+
+def table(outcomes: list[Outcome]) -> str:
+    rows = ["| mutation | caught? | test | file | s |", "|---|---|---|---|---|"]
+    rows += [f"| {o.name} | {o.status} | {o.detail} | {o.file or '-'} | {o.seconds:.0f} |" for o in outcomes]
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None, registry: tuple[Mutation, ...] = REGISTRY, repo: Path = REPO) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", action="append", default=[], metavar="NAME", help="run only this mutation (repeatable)")
+    ap.add_argument("--list", action="store_true", help="list the mutations and their tests, then exit")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the unmutated run of the tests")
+    ap.add_argument("--timeout", type=float, default=600, help="seconds per pytest run (default 600)")
+    args = ap.parse_args(argv)
+    names = [m.name for m in registry]
+    unknown = [n for n in args.only if n not in names]
+    if unknown:
+        ap.error(f"unknown mutation(s) {', '.join(unknown)}; known: {', '.join(names)}")
+    chosen = [m for m in registry if not args.only or m.name in args.only]
+    if args.list:
+        for m in chosen:
+            print(f"{m.name}  ({m.file})\n    " + "\n    ".join(m.tests))
+        return 0
+    tmp = Path(tempfile.mkdtemp(prefix="ctbench-mutations-"))
+    try:
+        root = copy_tree(repo, tmp)
+        if not args.no_baseline:
+            tests = list(dict.fromkeys(t for m in chosen for t in m.tests))
+            rc, output = run_tests(root, tests, args.timeout)
+            if rc != 0:
+                print(output[-3000:])
+                print(f"the tests fail (exit {rc}) before any mutation: fix them first", file=sys.stderr)
+                return 2
+        outcomes = []
+        for m in chosen:
+            outcomes.append(check(m, root, args.timeout))
+            print(f"{m.name}: {outcomes[-1].status}", file=sys.stderr, flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(table(outcomes))
+    bad = [o for o in outcomes if not o.ok]
+    for o in bad:
+        print(f"{o.name}: {o.status}: {o.detail}", file=sys.stderr)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
