@@ -69,12 +69,33 @@ def applicable(m: Mutation, root: Path) -> tuple[tuple[str, str, str] | None, st
 
 REGISTRY: tuple[Mutation, ...] = (
     Mutation(
-        "metrics-not-trimmed-on-resume", "core/run/io.py",
-        'keep = [line for line in read_jsonl(self.path) if line.get("step", 0) <= step]',
-        "keep = read_jsonl(self.path)",
-        (RESUME + "test_metrics_after_crash_and_resume_equal_an_uninterrupted_run[1]",),
-        # once checkpoints carry the metrics line count (the resume fix of issue 11)
-        (("core/run/trainer.py", 'self.metrics.keep_first(counters["metrics_lines"])', "pass"),)),
+        "metrics-not-trimmed-on-resume", "core/run/trainer.py",
+        'self.metrics.keep_first(counters["metrics_lines"])', "pass",
+        (RESUME + "test_metrics_after_crash_and_resume_equal_an_uninterrupted_run[1]",)),
+    Mutation(
+        "log-interval-not-resumed", "core/run/trainer.py",
+        "counters = {k: ckpt.get(k, v) for k, v in counters.items()}",
+        'counters = {k: v if k.startswith("log_") else ckpt.get(k, v) for k, v in counters.items()}',
+        (RESUME + "test_metrics_after_crash_and_resume_equal_an_uninterrupted_run[2]",
+         "tests/core/test_run_trainer.py::test_metrics_after_a_mid_interval_resume_equal_the_unbroken_run")),
+    Mutation(
+        "rerun-appends-to-old-metrics", "core/run/trainer.py",
+        "self.metrics.keep_first(0)      #", "pass      #",
+        ("tests/text/test_text_resume.py::test_rerun_after_a_crash_before_the_first_checkpoint_starts_a_fresh_file",)),
+    Mutation(
+        "refused-resume-rewrites-config", "text/run.py",
+        "summary = Trainer(task, cfg.train, run_path, dist).fit(resume=resume, on_ready=write_config)",
+        "summary = write_config() or Trainer(task, cfg.train, run_path, dist).fit(resume=resume)",
+        ("tests/text/test_text_resume.py::test_refused_resume_changes_nothing",)),
+    Mutation(
+        "partial-eval-replaces-headline", "text/run.py",
+        "out = Path(run_dir) / PARTIAL_EVAL if max_windows else Path(run_dir)", "out = Path(run_dir)",
+        ("tests/text/test_text_cli.py::test_partial_eval_does_not_replace_the_headline",)),
+    Mutation(
+        "prepare-ignores-ctbench-data", "text/data/__init__.py",
+        'return Path(given or os.environ.get("CTBENCH_DATA", "") or DEFAULT_DATA_DIR).expanduser()',
+        "return Path(given or DEFAULT_DATA_DIR).expanduser()",
+        ("tests/text/test_text_cli.py::test_prepare_honours_ctbench_data_and_says_where",)),
     Mutation(
         "eval-no-reset-at-doc-start", "text/evaluate.py",
         "reset = _reset_rows(starts_row + s, doc_starts)",
@@ -122,19 +143,46 @@ REGISTRY: tuple[Mutation, ...] = (
         (GUARDS + "test_sample_carries_its_memory",)),
     Mutation(
         "sample-forgets-generated", "text/run.py",
-        "logp, state = model.next_token_logprobs(last, state)",
-        "logp, _ = model.next_token_logprobs(last, state)",
-        (GUARDS + "test_sample_carries_its_memory",),
-        # sampling with a KV cache (text.run.generate_tokens)
-        (("text/run.py", "logp, state, cache = model.next_token_logprobs(last, state, cache)",
-          "logp, _, _ = model.next_token_logprobs(last, state, cache)"),)),
+        "logp, state, cache = model.next_token_logprobs(last, state, cache)",
+        "logp, _, _ = model.next_token_logprobs(last, state, cache)",
+        (GUARDS + "test_sample_carries_its_memory",)),
     Mutation(
         "sample-forgets-prompt", "text/run.py",
-        "_, state, *_ = model.hidden(chunk, state)",
-        "_, _, *_ = model.hidden(chunk, state)",
-        (GUARDS + "test_sample_carries_its_memory",),
-        (("text/run.py", "_, state, cache = model.next_token_logprobs(chunk, state, cache)",
-          "_, _, _ = model.next_token_logprobs(chunk, state, cache)"),)),
+        "_, state, cache = model.next_token_logprobs(chunk, state, cache)",
+        "_, _, _ = model.next_token_logprobs(chunk, state, cache)",
+        (GUARDS + "test_sample_carries_its_memory",)),
+    # core semantics
+    Mutation(
+        "same-length-limited-to-the-filled-memory", "core/attention.py",
+        "allowed = allowed & (j > prefix + i - reach)", "allowed = allowed & (j > i)",
+        ("tests/core/test_semantics.py::test_same_length_mask_is_transformerxls_while_the_memory_fills",)),
+    Mutation(
+        "float32-sinusoids-in-float64", "core/attention.py",
+        "dtype = torch.promote_types(distances.dtype, torch.float32)", "dtype = torch.float32",
+        ("tests/core/test_semantics.py::test_float64_model_gets_float64_sinusoids",)),
+    Mutation(
+        "most-used-picks-the-first", "core/compression.py",
+        "pick = usage.view(usage.shape[0], -1, self.rate).argmax(dim=-1)",
+        "pick = usage.view(usage.shape[0], -1, self.rate).argmax(dim=-1) * 0",
+        ("tests/core/test_semantics.py::test_most_used_is_group_local_but_not_window_invariant",)),
+    Mutation(
+        "cache-misaligned-positions", "core/cache.py",
+        "return self.r[:, self.n_distances - n_keys:]", "return self.r[:, self.n_distances - n_keys + 1:]",
+        ("tests/core/test_generation_cache.py::test_cached_sampling_equals_uncached_float64",)),
+    # speech
+    Mutation(
+        "speech-codes-as-int64", "speech/mulaw.py",
+        ".clamp(0, mu).to(torch.uint8 if mu <= 255 else torch.int64)", ".clamp(0, mu).to(torch.int64)",
+        ("tests/speech/test_speech_data.py::test_audio_is_held_as_one_byte_per_sample",)),
+    Mutation(
+        "speech-sample-forgets-memory", "speech/generate.py",
+        "        logits, state, _ = model(inputs, state)",
+        "        logits, _, _ = model(inputs, model.init_state(inputs.shape[0], inputs.device))",
+        ("tests/speech/test_speech_train.py::test_transformer_sample_uses_memories",)),
+    Mutation(
+        "speech-bench-times-prefill", "speech/bench.py",
+        "    return n / (seconds(n + 1) - seconds(1))", "    return n / seconds(n)",
+        ("tests/speech/test_speech_bench.py::test_generation_rate_excludes_wavenet_prefill",)),
 )
 
 

@@ -20,13 +20,7 @@ def lines(run_dir) -> list[tuple[str, int, dict]]:
             for l in read_jsonl(run_dir / "metrics.jsonl")]
 
 
-@pytest.mark.parametrize("log_every", [
-    1,
-    pytest.param(2, marks=pytest.mark.xfail(strict=True, reason=(
-        "issue 11: the log interval's accumulators are not in the checkpoint, so the first train line after "
-        "the resume averages only the steps since the checkpoint (being fixed in text/run.py and "
-        "core/run/trainer.py; remove this mark when it lands)"))),
-])
+@pytest.mark.parametrize("log_every", [1, 2])
 def test_metrics_after_crash_and_resume_equal_an_uninterrupted_run(tmp_path, data_dir, log_every):
     cfg = tiny_config(data_dir, "train.steps=8", "train.checkpoint_every=3", f"train.log_every={log_every}")
     ds = load_dataset(cfg)
