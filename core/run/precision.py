@@ -3,8 +3,8 @@
 - ``fp32``: plain float32.
 - ``bf16``: ``torch.autocast(device, dtype=torch.bfloat16)`` around the forward pass and the losses. Matmuls
   and convolutions run in bf16; parameters, gradients, optimizer state and the memories stay float32 (the
-  memories hold layer inputs, which leave the residual stream and LayerNorm in float32, and the compressors'
-  outputs are stored as the memories' dtype: bf16 compute, fp32 storage).
+  memories hold layer inputs, which leave the residual stream and LayerNorm in float32, and bf16 compressor
+  outputs are promoted as they join the float32 compressed memory: bf16 compute, fp32 storage).
 - ``auto``: bf16 where it is native, fp32 elsewhere. On CUDA that is ``torch.cuda.is_bf16_supported()``; on
   a CPU it is bf16 matmul instructions (x86: ``avx512_bf16`` or ``amx_bf16``; Arm: ``bf16``), read from
   /proc/cpuinfo. Without them PyTorch emulates bf16 (slower than fp32), so ``bf16`` is refused there.
@@ -84,7 +84,7 @@ def cpu_report(threads: int | None = None) -> dict:
     flags = cpu_flags()
     return {"cpu": cpu_name(), "bf16_flags": sorted(f for f in REPORTED_FLAGS if f in flags),
             "native_bf16": native_cpu_bf16(flags), "flags_source": FLAGS_ENV if FLAGS_ENV in os.environ
-            else "/proc/cpuinfo", "torch": torch.__version__,
+            else "/proc/cpuinfo" if _cpuinfo()[1] else "torch.cpu", "torch": torch.__version__,
             "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "threads": threads or torch.get_num_threads()}
 
