@@ -123,7 +123,9 @@ class RecomputedRelativeAttention(torch.autograd.Function):
     probabilities there, as fused GPU kernels do: per layer it saves none of the B·H·T·K tensors (the
     position term, the probabilities) nor the biased queries, for one more pair of matmuls in backward.
     The CPU path without attention dropout uses it; its gradients equal the explicit path's
-    (tests/core/test_attention.py).
+    (tests/core/test_attention.py). Under bf16 autocast, ``custom_fwd``/``custom_bwd`` run backward under
+    the forward's autocast state, so the recomputed probabilities are the forward's, in bf16
+    (tests/core/test_precision.py).
 
     Inputs: q [B, H, T, dh] (unscaled), r_w_bias and r_r_bias [H, dh], scale (float), k and v
     [B, H, K, dh], r_padded [H, L, dh] (see ``_head_major_position``), mask bool [T, K] or [B, 1, T, K].
@@ -137,6 +139,7 @@ class RecomputedRelativeAttention(torch.autograd.Function):
         return torch.softmax(scores, dim=-1), q_u, qv_heads
 
     @staticmethod
+    @torch.amp.custom_fwd(device_type="cpu")   # backward runs under the forward's autocast state
     def forward(ctx, q, r_w_bias, r_r_bias, scale, k, v, r_padded, mask):
         probs, _, _ = RecomputedRelativeAttention._probs(q, r_w_bias, r_r_bias, scale, k, r_padded, mask)
         ctx.save_for_backward(q, r_w_bias, r_r_bias, k, v, r_padded, mask)
@@ -144,6 +147,7 @@ class RecomputedRelativeAttention(torch.autograd.Function):
         return torch.matmul(probs, v)
 
     @staticmethod
+    @torch.amp.custom_bwd(device_type="cpu")
     def backward(ctx, grad_out):
         q, r_w_bias, r_r_bias, k, v, r_padded, mask = ctx.saved_tensors
         probs, q_u, qv_heads = RecomputedRelativeAttention._probs(q, r_w_bias, r_r_bias, ctx.scale, k, r_padded, mask)
@@ -226,7 +230,7 @@ class RelativeMultiHeadAttention(nn.Module):
     def attend(self, h, q, k, v, r, mask, need_weights):
         """softmax(AC + BD) V through the output projection: h [B, T, d] (for its shape); q [B, H, T, dh];
         k, v [B, H, K, dh]; r [H, L, dh] (L > K). Returns out [B, T, d] and probs [B, H, T, K] (or None)."""
-        explicit = need_weights or (self.training and self.dropatt.p > 0) or torch.is_autocast_enabled("cpu")
+        explicit = need_weights or (self.training and self.dropatt.p > 0)
         if h.is_cuda and not need_weights:
             ctx, probs = self.fused_attention(q, k, v, r, mask), None
         elif not explicit:

@@ -1,9 +1,13 @@
 """`ctbench bench core`: training speed of the Compressive Transformer vs the TransformerXL.
 
-Prints one table: training tokens/s (forward, backward and Adam step), peak memory, and the achieved
-FLOP/s as a fraction of a plain square float32 matrix product measured in the same run. Training FLOPs
-per token are counted as 6 N + 12 l d A (N non-embedding parameters, A = n_cm + n_m + T). The two models
-have equal attention cost: the TransformerXL's memory is n_m + n_cm.
+Prints one table per precision (fp32, and bf16 autocast where the device runs it natively; otherwise it says
+why bf16 is skipped): training tokens/s (forward, backward and Adam step), peak memory, and the achieved FLOP/s
+as a fraction of a plain square matrix product in that precision, measured in the same run. FLOPs are counted
+as performed (core/flops.py ``training_flops_per_token``): 6 N with N the non-embedding parameters without the
+compressors, plus 12 l d A (A = n_cm + n_m + T), plus the compressor's and its attention-reconstruction loss's
+matmuls on the memories it compresses per window. The two models have equal attention cost: the
+TransformerXL's memory is n_m + n_cm. Timing starts once every memory is full (checked), and the CPU's
+model, bf16-relevant flags, torch version and threads are recorded.
 
 Speed: both models train in one child process, taking turns window by window, so that a slow spell of
 a shared machine falls on both; rows report median step times and the ratio is the median over pairs of
@@ -19,13 +23,12 @@ import resource
 import statistics
 import sys
 import time
-from contextlib import nullcontext
-
 import torch
 from torch import nn
 
 from .config import CTConfig
-from .flops import count_parameters, flops_per_token
+from .flops import compressor_parameters, count_parameters, training_flops_per_token, windows_to_fill
+from .run.precision import Precision, autocast, bf16_support, cpu_report, resolve_precision
 from .transformer import CompressiveTransformer
 
 REFERENCE = dict(d_model=512, n_layers=4, n_heads=8, d_ff=2048, window=128, batch=4, mem_len=128, cmem_len=128,
@@ -50,9 +53,9 @@ class ByteLM(nn.Module):
         return loss + out.aux_loss, out.memory.detach()
 
 
-def matmul_flops(device: str, n: int = 2048, repeats: int = 10) -> float:
-    """FLOP/s of a plain n x n float32 matrix product (bf16 on CUDA, the precision training uses)."""
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+def matmul_flops(device: str, precision: str = "fp32", n: int = 2048, repeats: int = 10) -> float:
+    """FLOP/s of a plain n x n matrix product in ``precision`` (fp32 or bf16)."""
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     for _ in range(2):
         a @ b
@@ -72,21 +75,26 @@ def _sync(device: str) -> None:
 NAMES = ("transformerxl", "compressive")
 
 
+def model_config(spec: dict, name: str) -> CTConfig:
+    """The stack of one row: the Compressive Transformer, or the TransformerXL with memory n_m + n_cm."""
+    compressive = name == "compressive"
+    return CTConfig(d_model=spec["d_model"], n_layers=spec["n_layers"], n_heads=spec["n_heads"], d_ff=spec["d_ff"],
+                    mem_len=spec["mem_len"] if compressive else spec["mem_len"] + spec["cmem_len"],
+                    cmem_len=spec["cmem_len"] if compressive else 0, compression_rate=spec["rate"],
+                    compression="conv", compression_loss="attention", dropout=0.0)
+
+
 class _Trainee:
     """One model of the table with its Adam optimizer, data and memory: ``step()`` trains one window."""
 
-    def __init__(self, spec: dict, name: str, device: str, n_windows: int):
+    def __init__(self, spec: dict, name: str, device: str, n_windows: int, precision: Precision):
         torch.manual_seed(0)
-        compressive = name == "compressive"
-        self.cfg = CTConfig(d_model=spec["d_model"], n_layers=spec["n_layers"], n_heads=spec["n_heads"],
-                            d_ff=spec["d_ff"], mem_len=spec["mem_len"] if compressive else spec["mem_len"] + spec["cmem_len"],
-                            cmem_len=spec["cmem_len"] if compressive else 0, compression_rate=spec["rate"],
-                            compression="conv", compression_loss="attention", dropout=0.0)
+        self.cfg = model_config(spec, name)
         self.model = ByteLM(self.cfg, spec["vocab"]).to(device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-4, fused=True)   # one kernel per step
         self.b, self.t, self.device = spec["batch"], spec["window"], device
         self.data = torch.randint(spec["vocab"], (self.b, (n_windows + 1) * self.t + 1), device=device)
-        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else nullcontext()
+        self.precision = precision
         self.mem = self.model.stack.init_memory(self.b)
         self.i = 0
 
@@ -96,7 +104,7 @@ class _Trainee:
         _sync(self.device)
         start = time.perf_counter()
         x, y = self.data[:, i * t:(i + 1) * t], self.data[:, i * t + 1:(i + 1) * t + 1]
-        with self.autocast:
+        with autocast(self.device, self.precision):
             loss, self.mem = self.model(x, y, self.mem)
         loss.backward()
         self.opt.step()
@@ -105,31 +113,49 @@ class _Trainee:
         self.i += 1
         return 1000 * (time.perf_counter() - start)
 
+    def memory_full(self) -> bool:
+        return all(lm.mem.shape[1] == self.cfg.mem_len and lm.cmem.shape[1] == self.cfg.cmem_len
+                   for lm in self.mem.layers)
+
     def row(self) -> dict:
-        n_params = count_parameters(self.model)
-        return dict(params=n_params, flops_per_token=flops_per_token(self.cfg, self.t, n_params),
-                    mem_len=self.cfg.mem_len, cmem_len=self.cfg.cmem_len)
+        flops = training_flops_per_token(self.model.stack, self.t)
+        return dict(params=count_parameters(self.model), params_compressor=compressor_parameters(self.model.stack),
+                    flops_per_token=flops["total"], flops=flops, mem_len=self.cfg.mem_len,
+                    cmem_len=self.cfg.cmem_len, windows_to_fill=windows_to_fill(self.cfg, self.t))
 
 
-def measure_speed(spec: dict, device: str, steps: int, warmup: int) -> dict[str, list[float]]:
+def warmup_windows(spec: dict) -> int:
+    """Windows until every memory of both models is full: the Compressive Transformer's compressed memory
+    needs ceil((n_m + c n_cm) / T) (4 at the reference size), the TransformerXL's memory ceil((n_m + n_cm) / T)."""
+    return max(windows_to_fill(model_config(spec, name), spec["window"]) for name in NAMES)
+
+
+def measure_speed(spec: dict, device: str, steps: int, warmup: int, precision: Precision) -> dict[str, list[float]]:
     """Both models in one process, taking turns window by window, with a plain matrix product timed after
     each pair, so that a slow spell of a shared machine falls on all three alike. Returns each model's
-    timed step times (ms), in pairs, and the matmul FLOP/s measured between them ("matmul")."""
-    trainees = {name: _Trainee(spec, name, device, steps + warmup) for name in NAMES}
+    timed step times (ms), in pairs, and the matmul FLOP/s measured between them ("matmul"). Raises
+    RuntimeError if a memory is not full after the ``warmup`` windows."""
+    trainees = {name: _Trainee(spec, name, device, steps + warmup, precision) for name in NAMES}
+    for _ in range(warmup):
+        for trainee in trainees.values():
+            trainee.step()
+    for name, trainee in trainees.items():
+        if not trainee.memory_full():
+            lm = trainee.mem.layers[0]
+            raise RuntimeError(f"ctbench bench core: after {warmup} warm-up windows the {name}'s memories hold "
+                               f"{lm.mem.shape[1]} / {trainee.cfg.mem_len} and {lm.cmem.shape[1]} / "
+                               f"{trainee.cfg.cmem_len}; it needs {trainee.row()['windows_to_fill']} windows")
     times: dict[str, list[float]] = {name: [] for name in (*NAMES, "matmul")}
-    for i in range(steps + warmup):
+    for _ in range(steps):
         for name, trainee in trainees.items():
-            ms = trainee.step()
-            if i >= warmup:
-                times[name].append(ms)
-        if i >= warmup:
-            times["matmul"].append(matmul_flops(device, repeats=2))
+            times[name].append(trainee.step())
+        times["matmul"].append(matmul_flops(device, precision.name, repeats=2))
     return times
 
 
-def measure_memory(spec: dict, name: str, device: str, steps: int) -> dict:
+def measure_memory(spec: dict, name: str, device: str, steps: int, precision: Precision) -> dict:
     """Trains ``steps`` windows of one model alone and returns its peak memory (MiB) and sizes."""
-    trainee = _Trainee(spec, name, device, steps)
+    trainee = _Trainee(spec, name, device, steps, precision)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     for _ in range(steps):
@@ -162,8 +188,18 @@ def _in_child(ctx, threads, fn, *args):
     return result
 
 
-def run(spec: dict, device: str, steps: int, warmup: int, threads: int | None = None,
-        malloc_trim: bool = False, mmap_threshold_mib: float = 0.0) -> dict:
+def run(spec: dict, device: str, steps: int, warmup: int | None = None, threads: int | None = None,
+        malloc_trim: bool = False, mmap_threshold_mib: float = 0.0,
+        precision: Precision = Precision("fp32", "set")) -> dict:
+    """One table: ``steps`` timed windows per model in ``precision`` after ``warmup`` windows (default: until
+    every memory is full; fewer is a ValueError)."""
+    needed = warmup_windows(spec)
+    if warmup is None:
+        warmup = needed
+    elif warmup < needed:
+        raise ValueError(f"--warmup {warmup}: the memories fill only after {needed} windows at this size "
+                         f"(n_m + c n_cm = {spec['mem_len'] + spec['rate'] * spec['cmem_len']} tokens at "
+                         f"T = {spec['window']}); use --warmup >= {needed} or leave it out")
     # glibc serves a freed large block's size from its heap from then on (its mmap threshold rises
     # with each free), and that heap fragments: peak RSS ends ~150 MiB above the live memory at the
     # reference size. A fixed threshold keeps activations in mmap'd blocks that go back to the OS
@@ -174,8 +210,9 @@ def run(spec: dict, device: str, steps: int, warmup: int, threads: int | None = 
     if mmap_threshold_mib > 0:
         os.environ["MALLOC_MMAP_THRESHOLD_"] = str(int(mmap_threshold_mib * 2 ** 20))
     ctx = mp.get_context("spawn")
-    times = _in_child(ctx, threads, measure_speed, spec, device, steps, warmup)
-    rows = [_in_child(ctx, threads, measure_memory, spec, name, device, steps + warmup) for name in NAMES]
+    times = _in_child(ctx, threads, measure_speed, spec, device, steps, warmup, precision)
+    rows = [_in_child(ctx, threads, measure_memory, spec, name, device, steps + warmup, precision)
+            for name in NAMES]
     rate = statistics.median(times["matmul"])
     for row in rows:
         row["step_times_ms"] = times[row["model"]]
@@ -184,33 +221,58 @@ def run(spec: dict, device: str, steps: int, warmup: int, threads: int | None = 
         row["matmul_fraction"] = row["flops_per_token"] * row["tokens_per_s"] / rate
     # The ratio of each pair of neighbouring steps, then their median: robust to the machine's drift.
     paired = [c / x for x, c in zip(times[NAMES[0]], times[NAMES[1]])]
-    return dict(device=device, spec=spec, matmul_flops=rate, matmul_runs=times["matmul"],
-                threads=threads or torch.get_num_threads(), rows=rows,
-                steps=steps, malloc_trim_threshold=os.environ.get("MALLOC_TRIM_THRESHOLD_", "glibc default"),
+    return dict(device=device, spec=spec, precision=precision.name, precision_reason=precision.reason,
+                matmul_flops=rate, matmul_runs=times["matmul"], threads=threads or torch.get_num_threads(),
+                cpu=cpu_report(threads), rows=rows, steps=steps, warmup=warmup, malloc_trim_threshold=os.environ.get("MALLOC_TRIM_THRESHOLD_", "glibc default"),
                 malloc_mmap_threshold=os.environ.get("MALLOC_MMAP_THRESHOLD_", "glibc default"),
                 step_ratio=statistics.median(paired))
 
 
 def format_table(result: dict) -> str:
-    spec = result["spec"]
-    lines = [f"ctbench bench core on {result['device']} ({result['threads']} threads): d={spec['d_model']} "
-             f"l={spec['n_layers']} H={spec['n_heads']} ff={spec['d_ff']} T={spec['window']} B={spec['batch']} "
-             f"n_m={spec['mem_len']} n_cm={spec['cmem_len']} c={spec['rate']}, conv + attention-reconstruction",
-             f"plain 2048x2048 matmul: {result['matmul_flops'] / 1e9:.1f} GFLOP/s (median, timed between the step pairs); "
-             f"MALLOC_TRIM_THRESHOLD_={result['malloc_trim_threshold']}, "
+    spec, cpu = result["spec"], result["cpu"]
+    lines = [f"ctbench bench core on {result['device']} ({result['threads']} threads), {result['precision']} "
+             f"({result['precision_reason']}): d={spec['d_model']} l={spec['n_layers']} H={spec['n_heads']} "
+             f"ff={spec['d_ff']} T={spec['window']} B={spec['batch']} n_m={spec['mem_len']} n_cm={spec['cmem_len']} "
+             f"c={spec['rate']}, conv + attention-reconstruction",
+             format_cpu(cpu),
+             f"plain 2048x2048 {result['precision']} matmul: {result['matmul_flops'] / 1e9:.1f} GFLOP/s (median, timed "
+             f"between the step pairs); MALLOC_TRIM_THRESHOLD_={result['malloc_trim_threshold']}, "
              f"MALLOC_MMAP_THRESHOLD_={result.get('malloc_mmap_threshold', 'glibc default')}",
-             f"speed: both models in one process taking turns, {result.get('steps', '?')} timed steps each (median); "
-             "peak: each model alone in a fresh process",
+             f"speed: both models in one process taking turns, {result['steps']} timed steps each (median) after "
+             f"{result['warmup']} warm-up windows (every memory full); peak: each model alone in a fresh process",
+             "FLOPs per token as performed: 6 N (non-embedding, without the compressors) + 12 l d A + the "
+             "compression's (compressor and reconstruction loss on the compressed memories)",
              "",
-             "| model | memory / compressed | params (non-emb) | tokens/s | step ms | peak MiB | FLOP/s / matmul |",
-             "|---|---|---|---|---|---|---|"]
+             "| model | memory / compressed | params (non-emb) | GFLOP/token (6N + attn + compr) | tokens/s | "
+             "step ms | peak MiB | FLOP/s / matmul |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
+        f = r["flops"]
         lines.append(f"| {r['model']} | {r['mem_len']} / {r['cmem_len']} | {r['params'] / 1e6:.2f}M | "
-                     f"{r['tokens_per_s']:.0f} | {r['step_ms']:.1f} | {r['peak_mib']:.0f} | {r['matmul_fraction']:.2f} |")
+                     f"{f['total'] / 1e9:.4f} ({f['dense'] / 1e9:.4f} + {f['attention'] / 1e9:.4f} + "
+                     f"{f['compression'] / 1e9:.4f}) | {r['tokens_per_s']:.0f} | {r['step_ms']:.1f} | "
+                     f"{r['peak_mib']:.0f} | {r['matmul_fraction']:.2f} |")
     lines.append("")
     lines.append(f"Compressive / TransformerXL step time: {result['step_ratio']:.3f} (median of paired steps; "
-                 "target <= 1.15)")
+                 "target <= 1.10)")
     return "\n".join(lines)
+
+
+def format_cpu(cpu: dict) -> str:
+    return (f"CPU: {cpu['cpu']}; bf16-relevant flags: {' '.join(cpu['bf16_flags']) or 'none'} (native bf16: "
+            f"{'yes' if cpu['native_bf16'] else 'no'}; from {cpu['flags_source']}); torch {cpu['torch']} "
+            f"({cpu['torch_cpu_capability']} kernels), {cpu['threads']} threads")
+
+
+def precisions(device: str, choice: str) -> tuple[list[Precision], dict[str, str]]:
+    """The precisions to run for ``--precision`` (all: fp32, and bf16 where native) and those skipped, with why.
+    auto and bf16 resolve as a trainer's setting does (bf16 refused where not native: ValueError)."""
+    if choice != "all":
+        return [resolve_precision(choice, device, "--precision")], {}
+    native, why = bf16_support(device)
+    if native:
+        return [Precision("fp32", "set"), Precision("bf16", why)], {}
+    return [Precision("fp32", "set")], {"bf16": f"{why}: bf16 autocast would be emulated, so it is not timed"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -218,15 +280,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--config", choices=("reference", "gpu"), default=None,
                         help="reference: the issue's CPU configuration; gpu: enwik8-sized layers (default on CUDA)")
+    parser.add_argument("--precision", choices=("all", "auto", "fp32", "bf16"), default="all",
+                        help="all (default): fp32, and bf16 autocast where the device runs it natively")
     parser.add_argument("--steps", type=int, default=None, help="timed training steps per model")
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="warm-up windows (default and minimum: until every memory is full)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--malloc-trim", action="store_true",
                         help="set MALLOC_TRIM_THRESHOLD_=0 in the children: lower peak RSS, slower steps")
     parser.add_argument("--mmap-threshold", type=float, default=0.0, metavar="MIB",
                         help="fix glibc's mmap threshold in the children (e.g. 1): blocks at least this large "
                              "return to the OS at free; 0 keeps glibc's adaptive threshold")
-    parser.add_argument("--json", default=None, help="also write the result to this JSON file")
+    parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         print("ctbench bench core: --device cuda but no CUDA device is available", file=sys.stderr)
@@ -234,12 +299,20 @@ def main(argv: list[str] | None = None) -> int:
     config = args.config or ("gpu" if args.device == "cuda" else "reference")
     spec = dict(GPU if config == "gpu" else REFERENCE)
     steps = args.steps or (30 if args.device == "cuda" else 20)
-    if steps < 1 or args.warmup < 0:
-        print("ctbench bench core: --steps must be >= 1 and --warmup >= 0", file=sys.stderr)
+    if steps < 1:
+        print("ctbench bench core: --steps must be >= 1", file=sys.stderr)
         return 2
-    result = run(spec, args.device, steps, args.warmup, args.threads, args.malloc_trim, args.mmap_threshold)
-    print(format_table(result))
+    try:
+        chosen, skipped = precisions(args.device, args.precision)
+        results = [run(spec, args.device, steps, args.warmup, args.threads, args.malloc_trim, args.mmap_threshold,
+                       precision) for precision in chosen]
+    except ValueError as err:
+        print(f"ctbench bench core: {err}", file=sys.stderr)
+        return 2
+    print("\n\n".join(format_table(result) for result in results))
+    for name, why in skipped.items():
+        print(f"\n{name}: skipped: {why}")
     if args.json:
         from .run.io import atomic_write_json
-        atomic_write_json(args.json, result)
+        atomic_write_json(args.json, {"cpu": cpu_report(args.threads), "runs": results, "skipped": skipped})
     return 0

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def text(n: int) -> None:
         tokens = np.random.default_rng(0).integers(0, 256, n + 1)
-        text_evaluate(text_model, tokens, window=args.window, device=cpu, bf16=False)
+        text_evaluate(text_model, tokens, window=args.window, device=cpu, precision="fp32")
 
     def speech(n: int) -> None:
         clip = torch.randint(0, 256, (n + 1,), generator=torch.Generator().manual_seed(0))

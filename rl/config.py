@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from core.run.config import ConfigError, check_positive, load_config
+from core.run.precision import check_precision
 from rl.agent import AgentConfig
 
 
@@ -74,6 +75,7 @@ class RunConfig:
     # torch intra-op threads of the learner (actors always use 1). On a shared 2-core machine, 2 threads
     # made an update 50x slower than 1 (spinning threads contend with the actors and other jobs).
     threads: int = 1
+    precision: str = "auto"           # the learner's: auto | fp32 | bf16 (core/run/precision.py); actors run fp32
     log_every_s: float = 5.0
     checkpoint_every_s: float = 120.0
     max_time_s: float = 0.0           # stop (with a checkpoint) after this many seconds; 0: no limit
@@ -82,6 +84,9 @@ class RunConfig:
     # unroll, in its first incarnation only. -1: off.
     crash_actor: int = -1
     crash_at_unroll: int = 3
+
+    def __post_init__(self):
+        check_precision(self.precision, "run.precision")
 
 
 @dataclass(frozen=True)

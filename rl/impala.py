@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from core.run.checkpoint import load_checkpoint, save_checkpoint, seed_everything
 from core.run.config import dumps_toml, to_dict
 from core.run.io import MetricsWriter, atomic_write_text, write_results
+from core.run.precision import autocast, resolve_precision
 from rl import vtrace
 from rl.agent import Agent
 from rl.config import RLConfig
@@ -174,7 +175,10 @@ def learn_step(cfg: RLConfig, model: Agent, optimizer, batch: dict[str, torch.Te
     """One IMPALA update on batch[key]: [T+1, B, ...] from the actors' initial_state[key]: [B, ...]."""
     c = cfg.impala
     optimizer.zero_grad(set_to_none=True)   # before the forward: the old gradients' memory serves it
-    out, _ = model(batch["obs"], batch["last_action"], batch["reward"], batch["done"], initial_state)
+    with autocast("cpu", cfg.run.precision, "run.precision"):
+        out, _ = model(batch["obs"], batch["last_action"], batch["reward"], batch["done"], initial_state)
+    # the losses (V-trace's products and sums) in float32 whatever the forward's precision
+    out = {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
     bootstrap = out["baseline"][-1].detach()
     b = {k: v[1:] for k, v in batch.items()}
     logits, values = out["policy_logits"][:-1], out["baseline"][:-1]
@@ -329,6 +333,8 @@ def train(cfg: RLConfig, run_dir: str | Path, preset: str = "custom", resume: bo
     run_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.run.seed)
     torch.set_num_threads(cfg.run.threads)
+    precision = resolve_precision(cfg.run.precision, "cpu", "run.precision")
+    log(f"learner precision: {precision}")
     model, frames_per_step = make_agent(cfg)
     optimizer = make_optimizer(cfg, model.parameters())
     c = cfg.impala
@@ -398,7 +404,7 @@ def train(cfg: RLConfig, run_dir: str | Path, preset: str = "custom", resume: bo
                               "episodes": len(log_returns),
                               "fps_actor": (gen - log_gen) / (now - last_log) if log_gen else None,
                               "fps_learner": (frames - log_frames) / learn_time if learn_time else None,
-                              "actor_restarts": actors.restarts,
+                              "actor_restarts": actors.restarts, "precision": precision.name,
                               **{k: v for k, v in stats.items() if k != "loss"}}
                     hn = human_normalised(cfg.env.name, record["episode_return"]) if log_returns else None
                     if hn is not None:
@@ -417,12 +423,13 @@ def train(cfg: RLConfig, run_dir: str | Path, preset: str = "custom", resume: bo
     if stopped is not None:
         log(f"stopped by signal {signal.Signals(stopped).name}; checkpoint {ckpt_path}; continue with --resume")
         return 128 + stopped
-    write_final_results(cfg, run_dir, preset, model, step, frames, elapsed0 + time.time() - t0, returns)
+    write_final_results(cfg, run_dir, preset, model, step, frames, elapsed0 + time.time() - t0, returns,
+                        precision.name)
     return 0
 
 
 def write_final_results(cfg: RLConfig, run_dir: Path, preset: str, model: Agent, step: int, frames: int,
-                        wall: float, returns) -> None:
+                        wall: float, returns, precision: str = "fp32") -> None:
     a = cfg.agent
     value = sum(returns) / len(returns) if returns else float("nan")
     compressive = a.core == "compressive"
@@ -435,7 +442,7 @@ def write_final_results(cfg: RLConfig, run_dir: Path, preset: str, model: Agent,
            "compression": a.compression if compressive else "none",
            "compression_loss": a.compression_loss if compressive else "none",
            "frames": frames, "episodes_averaged": len(returns), "delay": cfg.env.delay,
-           "num_actors": cfg.impala.num_actors, "backend": cfg.impala.backend}
+           "num_actors": cfg.impala.num_actors, "backend": cfg.impala.backend, "precision": precision}
     if cfg.env.name == "nonmatching":
         from rl.envs.nonmatching import NonMatchingEnv
         res["chance_return"] = NonMatchingEnv(**cfg.env.kwargs()).chance_return()

@@ -34,7 +34,7 @@ def time_training(model, cfg, steps: int, device) -> float:
         nonlocal state
         w = Window(torch.randint(0, 256, (B, T), generator=g), torch.randint(0, 256, (B, T), generator=g),
                    torch.zeros(B, dtype=torch.bool))
-        with autocast(device, cfg.train.bf16):
+        with autocast(device, cfg.train.precision):
             nats, n, state, aux = window_nll(model, w, state, device)
             loss = nats / n + aux
         loss.backward()

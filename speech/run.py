@@ -15,6 +15,7 @@ import torch
 
 from core.run import (DistContext, Trainer, atomic_write_json, atomic_write_text, dumps_toml, from_dict,
                       load_checkpoint, load_toml, resolve_device, to_dict, write_results)
+from core.run.precision import resolve_precision
 from speech.config import SpeechConfig
 from speech.datasets import load_corpus
 from speech.models import build_model, count_params
@@ -44,6 +45,7 @@ def results_record(cfg: SpeechConfig, model, corpus, ev: dict, split: str, fit: 
         "samples_scored": ev["count"], "params": total, "params_non_embedding": non_emb,
         "tokens_seen": (fit or {}).get("tokens", 0), "steps": (fit or {}).get("steps", 0),
         "wall_time_s": (fit or {}).get("wall_time_s", 0.0), "device": device,
+        "precision": resolve_precision(cfg.train.precision, device).name,
         "partial_data": bool(cfg.data.max_files or eval_seconds or corpus.bad_files),
         "mem_len": 0 if wavenet else t.mem_len, "cmem_len": 0 if wavenet else t.cmem_len,
         "compression_rate": 0 if wavenet or t.cmem_len == 0 else int(max(t.compression_rates)),
@@ -80,7 +82,7 @@ def train(cfg: SpeechConfig, run_dir: str | Path, resume: bool = False) -> dict:
         return {}
     ev_clips = heldout_clips(corpus.splits[cfg.eval.split], corpus.sample_rate, cfg.eval.max_seconds)
     ev = evaluate(model, ev_clips, cfg.model.window, cfg.eval.batch_size, cfg.data.reset_at_file_boundary,
-                  dist.device, cfg.train.bf16)
+                  dist.device, cfg.train.precision)
     record = results_record(cfg, model, corpus, ev, cfg.eval.split, fit, str(dist.device), cfg.eval.max_seconds)
     record["interrupted"] = fit["interrupted"]
     write_results(run_dir, record)
@@ -118,7 +120,7 @@ def eval_run(run_dir: str | Path, split: str | None = None, max_seconds: float |
     clips = heldout_clips(corpus.splits[split], corpus.sample_rate, max_seconds)
     start = time.perf_counter()
     ev = evaluate(model, clips, cfg.model.window, cfg.eval.batch_size, cfg.data.reset_at_file_boundary, dev,
-                  cfg.train.bf16)
+                  cfg.train.precision)
     samples_per_s = ev["count"] / max(time.perf_counter() - start, 1e-9)
     fit = {"steps": counters["step"], "tokens": counters["tokens"], "wall_time_s": counters["elapsed_s"]}
     old = Path(run_dir) / "results.json"

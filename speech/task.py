@@ -74,14 +74,14 @@ def heldout_clips(clips: list, sample_rate: int, max_seconds: float) -> list:
 
 @torch.inference_mode()
 def evaluate(model, clips: list, window: int, batch_size: int, reset: bool, device,
-             bf16: bool = True) -> dict:
+             precision: str = "auto") -> dict:
     """NLL per sample over `clips` (each scored once, streams continue across windows).
     Returns {"loss": nats/sample, "bits": bits/sample, "count": samples scored}."""
     model.eval()
     streams = AudioStreams(clips, min(batch_size, len(clips)), window, reset, loop=False)
     state = unwrap(model).init_state(streams.batch_size, device)
     total, count = 0.0, 0
-    with autocast(torch.device(device), bf16):
+    with autocast(torch.device(device), precision):
         for batch in streams:
             nats, n, state, _ = window_nll(model, batch, state, device)
             total, count = total + float(nats), count + n
@@ -122,4 +122,4 @@ class SpeechTask:
         if not self.valid_clips:
             return None
         return evaluate(model, self.valid_clips, self.cfg.model.window, self.cfg.eval.batch_size,
-                        self.cfg.data.reset_at_file_boundary, device, self.cfg.train.bf16)
+                        self.cfg.data.reset_at_file_boundary, device, self.cfg.train.precision)

@@ -88,7 +88,7 @@ def _inference_mode_unless_dynamic(evaluate):
 @_inference_mode_unless_dynamic
 def evaluate(model: LanguageModel, tokens: np.ndarray, *, window: int, device: torch.device,
              batch_size: int = 1, max_windows: int = 0, doc_starts: np.ndarray | None = None,
-             collect: bool = False, attention: bool = False, dynamic_lr: float = 0.0, bf16: bool = True,
+             collect: bool = False, attention: bool = False, dynamic_lr: float = 0.0, precision: str = "auto",
              progress: bool = False) -> EvalResult:
     """Score `tokens` (1-D ids) once; returns summed nats over the scored targets (and the scored tokens
     per second in extras["tokens_per_s"]). The work per window is constant: the memories are bounded."""
@@ -119,7 +119,7 @@ def evaluate(model: LanguageModel, tokens: np.ndarray, *, window: int, device: t
         y = torch.from_numpy(np.asarray(tokens[pos + 1], dtype=np.int64)).to(device)
         reset = _reset_rows(starts_row + s, doc_starts)
         lens = (state.cmem_lens(), state.mem_len) if hasattr(state, "cmem_lens") else None
-        with torch.set_grad_enabled(dynamic), autocast(device, bf16):
+        with torch.set_grad_enabled(dynamic), autocast(device, precision):
             out = model(x, state, y, reset=reset, return_attention=stats is not None)
         if dynamic:
             (out.nll.mean() + out.aux_loss).backward()

@@ -15,6 +15,7 @@ from core.run import (ConfigError, DistContext, Trainer, atomic_write_json, atom
                       dumps_toml, from_dict, load_checkpoint, load_config, load_toml, read_json, resolve_device,
                       to_dict, write_results)
 from core.run.io import atomic_write_bytes
+from core.run.precision import resolve_precision
 
 from .config import TextConfig
 from .evaluate import LN2, EvalResult, evaluate
@@ -104,6 +105,7 @@ def train(preset: str | None, overrides: list[str], run_dir: str | None, resume:
             results = {**base_results(cfg, task, ds, task.model), "metric": metric, "value": value,
                        "split": "valid", **extras, "tokens_seen": summary["tokens"], "steps": summary["steps"],
                        "wall_time_s": summary["wall_time_s"], "device": device_name(dist.device),
+                       "precision": summary["precision"],
                        "world_size": dist.world_size, "final_train_loss": summary["final_loss"],
                        "interrupted": summary["interrupted"], "source": "train (validation subset)"}
             write_results(run_path, results)
@@ -176,7 +178,7 @@ def evaluate_run(run_dir: str, split: str | None = None, mem_len: int | None = N
                  batch_size=batch_size or cfg.eval.batch_size, max_windows=max_windows,
                  doc_starts=ds.doc_starts(split) if cfg.data.reset_at_doc else None,
                  collect=save_analysis or longrange, attention=save_analysis,
-                 dynamic_lr=cfg.eval.dynamic_lr if dynamic_eval else 0.0, bf16=cfg.train.bf16,
+                 dynamic_lr=cfg.eval.dynamic_lr if dynamic_eval else 0.0, precision=cfg.train.precision,
                  progress=sys.stderr.isatty() if progress is None else progress)
     whole = r.extras["scored_fraction"] > 0.99 and not max_windows
     metric, value, extras = metric_for(ds, split, r, whole)
@@ -184,7 +186,8 @@ def evaluate_run(run_dir: str, split: str | None = None, mem_len: int | None = N
                "tokens_seen": int(ckpt["tokens"]), "steps": int(ckpt["step"]),
                "wall_time_s": float(ckpt["elapsed_s"]), "eval_time_s": time.time() - t0,
                "eval_tokens_per_s": r.extras["tokens_per_s"],
-               "device": device_name(dev), "dynamic_eval": dynamic_eval, "scored_fraction": r.extras["scored_fraction"],
+               "device": device_name(dev), "precision": resolve_precision(cfg.train.precision, dev).name,
+               "dynamic_eval": dynamic_eval, "scored_fraction": r.extras["scored_fraction"],
                "train_mem_len": cfg.model.mem_len, "train_cmem_len": cfg.model.cmem_len, "source": "eval",
                "max_windows": max_windows}
     # a partial score never replaces the headline results.json (nor the analysis of a whole split)

@@ -70,7 +70,7 @@ class TextTask:
         r = evaluate(model, self.ds.split("valid"), window=e.window or self.cfg.data.window, device=device,
                      batch_size=e.batch_size, max_windows=e.valid_windows,
                      doc_starts=self.ds.doc_starts("valid") if self.cfg.data.reset_at_doc else None,
-                     bf16=self.cfg.train.bf16)
+                     precision=self.cfg.train.precision)
         return {"loss": r.loss, "count": r.count}
 
     def params(self) -> dict:

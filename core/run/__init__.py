@@ -10,12 +10,13 @@ from .io import (MetricsWriter, atomic_torch_save, atomic_write_bytes, atomic_wr
                  read_json, read_jsonl, write_results)
 from .schedule import LRSchedule, UpdateFrequency
 from .task import StepResult, Task
-from .trainer import TrainConfig, Trainer, autocast
+from .precision import autocast, resolve_precision
+from .trainer import TrainConfig, Trainer
 
 __all__ = [
     "CheckpointError", "ConfigError", "DistContext", "LRSchedule", "MetricsWriter", "StepResult", "Task",
     "TrainConfig", "Trainer", "UpdateFrequency", "apply_overrides", "atomic_torch_save", "build_config", "atomic_write_json",
     "atomic_write_bytes", "atomic_write_text", "autocast", "dumps_toml", "find_preset", "from_dict", "load_checkpoint",
-    "load_config", "load_toml", "read_json", "read_jsonl", "resolve_device", "save_checkpoint",
+    "load_config", "load_toml", "read_json", "read_jsonl", "resolve_device", "resolve_precision", "save_checkpoint",
     "seed_everything", "to_dict", "write_results",
 ]

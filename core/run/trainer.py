@@ -4,7 +4,7 @@ One *step* is one parameter update. It spans `UpdateFrequency(step)` windows: th
 (the Compressive Transformer's Memory, an LSTM's (h, c)) flows through all of them and is detached
 between windows (truncated BPTT), gradients accumulate, then the update is clipped and applied.
 
-Around that loop: the paper's LR schedule, bf16 autocast on CUDA, DDP (each rank its own data streams
+Around that loop: the paper's LR schedule, the precision (train.precision: bf16 autocast where native), DDP (each rank its own data streams
 and memories, rank 0 writes), metrics.jsonl, periodic validation, and checkpoints every K steps, at the
 end, and on SIGTERM / Ctrl-C (the loop stops at the next step boundary so the checkpoint is exact; a
 second Ctrl-C aborts at once). `fit(resume=True)` continues bit-for-bit on the CPU.
@@ -28,6 +28,7 @@ from .checkpoint import (load_checkpoint, rng_state, save_checkpoint, seed_every
 from .config import ConfigError
 from .distributed import DistContext
 from .io import MetricsWriter
+from .precision import autocast, check_precision, resolve_precision
 from .schedule import LRSchedule, UpdateFrequency
 from .task import Task
 
@@ -53,7 +54,8 @@ class TrainConfig:
     update_every_after: int = 0     # N
     seed: int = 0
     device: str = "auto"            # auto | cpu | cuda
-    bf16: bool = True               # autocast to bfloat16 on CUDA (ignored on the CPU)
+    precision: str = "auto"         # auto | fp32 | bf16 (bf16 autocast; auto: where native; core/run/precision.py)
+    bf16: bool | None = None        # legacy (presets and run directories before precision): false = "fp32"
     log_every: int = 10
     eval_every: int = 0             # 0: validate only at the end
     checkpoint_every: int = 0       # 0: checkpoint only at the end (and on interrupt)
@@ -72,6 +74,13 @@ class TrainConfig:
                 raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"train.device must be auto, cpu or cuda, got {self.device!r}")
+        check_precision(self.precision, "train.precision")
+        if self.bf16 is not None:       # an older preset or run directory: bf16 = false meant fp32 everywhere
+            if not self.bf16 and self.precision == "bf16":
+                raise ConfigError("train.bf16 = false contradicts train.precision = 'bf16'; drop train.bf16 "
+                                  "(train.precision replaces it)")
+            object.__setattr__(self, "precision", self.precision if self.bf16 else "fp32")
+            object.__setattr__(self, "bf16", None)
 
     def schedule(self) -> LRSchedule:
         return LRSchedule(lr=self.lr, total_steps=self.steps, warmup_steps=self.warmup_steps,
@@ -79,13 +88,6 @@ class TrainConfig:
 
     def frequency(self) -> UpdateFrequency:
         return UpdateFrequency(every=self.update_every, after=self.update_every_after)
-
-
-def autocast(device: torch.device, bf16: bool):
-    """bf16 autocast on CUDA; a no-op elsewhere (CPU runs stay in float32 and bit-reproducible)."""
-    if device.type == "cuda" and bf16:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 class _StopFlag:
@@ -152,7 +154,7 @@ class Trainer:
         if self.dist.is_main:
             saved = rng_state()  # validation must not shift the training RNG stream (exact resume)
             model.eval()
-            with torch.no_grad(), autocast(self.dist.device, self.cfg.bf16):
+            with torch.no_grad(), autocast(self.dist.device, self.precision):
                 result = self.task.validate(model, self.dist.device)
             model.train()
             set_rng_state(saved)
@@ -172,6 +174,9 @@ class Trainer:
         cfg, dist, device = self.cfg, self.dist, self.dist.device
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        self.precision = resolve_precision(cfg.precision, device)
+        if dist.is_main:
+            print(f"precision: {self.precision}")
         seed_everything(cfg.seed + dist.rank)
         model = self.task.model.to(device)
         model.train()
@@ -237,7 +242,7 @@ class Trainer:
                         batch = next(it)
                     sync = w == k - 1 or not dist.enabled
                     with (contextlib.nullcontext() if sync else ddp.no_sync()):
-                        with autocast(device, cfg.bf16):
+                        with autocast(device, self.precision):
                             res = self.task.step(ddp, batch, state, device)
                         (res.loss / k).backward()
                     state = None if res.state is None else res.state.detach()
@@ -262,7 +267,8 @@ class Trainer:
                     loss = nats / max(count, 1.0)
                     last_train = {"split": "train", "step": step, "tokens": counters["tokens"], "loss": loss,
                                   "bits": loss / LN2, "lr": lr, "tokens_per_s": count / dt,
-                                  "time_s": counters["elapsed_s"], "windows": counters["windows"]}
+                                  "time_s": counters["elapsed_s"], "windows": counters["windows"],
+                                  "precision": self.precision.name}
                     self.metrics.write(last_train)
                     bar.set_postfix(loss=f"{loss:.3f}", bits=f"{loss / LN2:.3f}", tok_s=f"{count / dt:.0f}")
                     counters.update(log_nats=0.0, log_count=0.0, log_start_s=counters["elapsed_s"])
@@ -286,7 +292,8 @@ class Trainer:
             last_valid = self._validate(model, counters) or last_valid
         return {"steps": counters["step"], "tokens": counters["tokens"], "windows": counters["windows"],
                 "wall_time_s": counters["elapsed_s"], "final_loss": counters["last_loss"], "train": last_train, "valid": last_valid,
-                "interrupted": interrupted, "device": str(device), "world_size": dist.world_size}
+                "interrupted": interrupted, "device": str(device), "world_size": dist.world_size,
+                "precision": self.precision.name}
 
 
 def _progress(total: int, initial: int, enabled: bool):

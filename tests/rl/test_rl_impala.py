@@ -129,3 +129,23 @@ def test_ray_backend_runs_the_same_actors(tmp_path):
     lines = read_jsonl(tmp_path / "metrics.jsonl")
     assert lines[-1]["frames"] == 192 and lines[-1]["actor_restarts"] == 1
     assert json.loads((tmp_path / "results.json").read_text())["backend"] == "ray"
+
+
+@pytest.mark.slow
+def test_learner_runs_in_the_chosen_precision_and_records_it(tmp_path, monkeypatch):
+    """run.precision = bf16 where the CPU has it (its flags overridden here; emulated on this CPU): the learner's
+    forward runs under bf16 autocast, its losses in float32, and the run records bf16; refused where not native."""
+    from core.run import precision as precision_module
+    from rl import impala
+
+    monkeypatch.setenv(precision_module.FLAGS_ENV, "avx2 avx512_bf16")
+    seen, autocast = [], impala.autocast
+    monkeypatch.setattr(impala, "autocast", lambda *a: seen.append(a[1]) or autocast(*a))
+    cfg = small_config("compressive", "impala.total_frames=64", "run.precision=bf16")
+    assert train(cfg, tmp_path / "bf16", preset="smoke", log=_quiet) == 0
+    res = json.loads((tmp_path / "bf16" / "results.json").read_text())
+    assert res["precision"] == "bf16" and res["steps"] > 0 and seen == ["bf16"] * res["steps"]   # one per update
+    assert {r["precision"] for r in read_jsonl(tmp_path / "bf16" / "metrics.jsonl")} == {"bf16"}
+    monkeypatch.setenv(precision_module.FLAGS_ENV, "avx2")
+    with pytest.raises(ValueError, match="run.precision = 'bf16'"):
+        train(cfg, tmp_path / "refused", preset="smoke", log=_quiet)

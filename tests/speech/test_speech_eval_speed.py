@@ -18,7 +18,7 @@ def test_speech_eval_builds_no_graph_and_reads_bounded_memories():
                      [lm.cmem.shape[1] + lm.mem.shape[1] for lm in args[1].layers]))
     model.core.register_forward_hook(hook)
     clips = [torch.randint(0, 256, (97,), generator=torch.Generator().manual_seed(i)) for i in range(2)]
-    ev = evaluate(model, clips, window=5, batch_size=2, reset=False, device="cpu", bf16=False)
+    ev = evaluate(model, clips, window=5, batch_size=2, reset=False, device="cpu", precision="fp32")
     assert ev["count"] > 150 and len(seen) >= 19
     assert not any(graph for graph, _, _ in seen) and all(inference for _, inference, _ in seen)
     assert all(keys == [6 + 4] * 2 for _, _, keys in seen[3:])     # full after 6 + 2 * 4 = 14 samples

@@ -36,7 +36,7 @@ def test_eval_builds_no_graph_and_its_work_per_window_is_constant(cmem_len, comp
     model = tiny_lm(cmem_len, compression, loss)
     seen = record_windows(model)
     tokens = np.random.default_rng(0).integers(0, 13, 5 * 40 + 1)
-    r = evaluate(model, tokens, window=5, device=torch.device("cpu"), bf16=False, collect=True, attention=True)
+    r = evaluate(model, tokens, window=5, device=torch.device("cpu"), precision="fp32", collect=True, attention=True)
     assert r.count == 200 and r.extras["tokens_per_s"] > 0 and len(seen) == 40
     assert not any(s["graph"] for s in seen) and all(s["inference"] for s in seen)
     # memories full after 6 + 3 * 4 = 18 tokens (4 windows): from then on every window reads as many keys
@@ -48,5 +48,5 @@ def test_dynamic_eval_still_takes_gradient_steps():
     model = tiny_lm()
     before = [p.detach().clone() for p in model.parameters()]
     tokens = np.random.default_rng(1).integers(0, 13, 31)
-    evaluate(model, tokens, window=5, device=torch.device("cpu"), bf16=False, dynamic_lr=0.1)
+    evaluate(model, tokens, window=5, device=torch.device("cpu"), precision="fp32", dynamic_lr=0.1)
     assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters()))
