@@ -149,7 +149,8 @@ class CompressiveLayer(nn.Module):
         """The keys and values of lm's [cmem; mem] slots, projected once."""
         slots = torch.cat([lm.cmem, lm.mem], dim=1)
         k, v = self._keys_values_stopped(slots) if slots.shape[1] else 2 * (self._no_keys(slots),)
-        no_positions = self.attn.position_keys(slots.new_zeros(0, slots.shape[-1]))          # [H, L, dh]: the pad
+        # in the weights' dtype: an empty memory may still be float32 in a float64 model
+        no_positions = self.attn.position_keys(self.attn.r_net.weight.new_zeros(0, slots.shape[-1]))  # [H, L, dh]
         return LayerCache((k,), (v,), lm.cmem.shape[1], no_positions, 0)
 
     def _no_keys(self, x: torch.Tensor) -> torch.Tensor:
