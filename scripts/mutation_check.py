@@ -176,8 +176,8 @@ REGISTRY: tuple[Mutation, ...] = (
         ("tests/speech/test_speech_data.py::test_audio_is_held_as_one_byte_per_sample",)),
     Mutation(
         "speech-sample-forgets-memory", "speech/generate.py",
-        "        logits, state, _ = model(inputs, state)",
-        "        logits, _, _ = model(inputs, model.init_state(inputs.shape[0], inputs.device))",
+        "        _, state, cache = _read(model, prime[:, i * window:(i + 1) * window], state, cache)",
+        "        _read(model, prime[:, i * window:(i + 1) * window], state, cache)",
         ("tests/speech/test_speech_train.py::test_transformer_sample_uses_memories",)),
     Mutation(
         "speech-bench-times-prefill", "speech/bench.py",
