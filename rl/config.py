@@ -62,6 +62,11 @@ class ImpalaConfig:
             check_positive(self, "num_buffers", allow_zero=True)
         except ConfigError as e:
             raise ConfigError(f"impala.{e}") from None
+        if self.num_buffers and self.num_buffers < self.batch_size:
+            # the learner waits for batch_size filled buffers at once: fewer could never make an update
+            raise ConfigError(f"impala.num_buffers={self.num_buffers} is less than impala.batch_size="
+                              f"{self.batch_size}, so no batch could ever be filled: set num_buffers >= "
+                              f"batch_size, or 0 for max(2 * num_actors, batch_size + num_actors)")
 
     @property
     def buffers(self) -> int:
