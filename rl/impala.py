@@ -202,16 +202,22 @@ def learn_step(cfg: RLConfig, model: Agent, optimizer, batch: dict[str, torch.Te
 
 
 class Stop:
-    """Turns SIGINT/SIGTERM into a flag the learner checks between batches (restored on exit)."""
+    """Turns SIGINT/SIGTERM/SIGHUP into a flag the learner checks between batches (restored on exit)."""
 
     def __init__(self):
         self.signum: int | None = None
         self._old = {}
 
     def __enter__(self):
+        return self.arm()
+
+    def arm(self) -> "Stop":
+        """Install the handlers (again: `ray.init` replaces SIGTERM's with its own, which exits at once).
+        __exit__ restores the ones from before the first arm()."""
         if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGINT, signal.SIGTERM):
-                self._old[s] = signal.signal(s, self._handle)
+            for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # HUP: the terminal went away
+                old = signal.signal(s, self._handle)
+                self._old.setdefault(s, old)
         return self
 
     def _handle(self, signum, frame):
@@ -381,6 +387,14 @@ class LocalActors:
 
 
 # ------------------------------------------------------------------------------------------ the run
+def start_actors(cfg: RLConfig, model: Agent, log):
+    """The actors of cfg.impala.backend: LocalActors, or RayActors (same interface)."""
+    if cfg.impala.backend == "ray":
+        from rl.ray_backend import RayActors
+        return RayActors(cfg, model, log)
+    return LocalActors(cfg, model, log)
+
+
 def fingerprint(cfg: RLConfig) -> dict:
     return {"env": to_dict(cfg.env), "agent": to_dict(cfg.agent)}
 
@@ -422,16 +436,15 @@ def train(cfg: RLConfig, run_dir: str | Path, preset: str = "custom", resume: bo
                                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                                     "returns": list(returns)})
 
-    if c.backend == "ray":
-        from rl.ray_backend import RayActors
-        actors = RayActors(cfg, model, log)
-    else:
-        actors = LocalActors(cfg, model, log)
-    t0 = last_log = last_ckpt = time.time()
-    log_frames, log_gen, learn_time, log_returns, stats = frames, 0, 0.0, [], {}
     stopped = None
-    try:
-        with Stop() as stop:
+    # Stop before the actors start, close() on every way out (end, signal, error): nothing they started
+    # (processes, a local Ray instance) outlives the learner unless it is SIGKILLed (docs/rl.md, Faults).
+    with Stop() as stop:
+        actors = start_actors(cfg, model, log)
+        stop.arm()
+        t0 = last_log = last_ckpt = time.time()
+        log_frames, log_gen, learn_time, log_returns, stats = frames, 0, 0.0, [], {}
+        try:
             while frames < c.total_frames:
                 if cfg.run.max_time_s and elapsed0 + time.time() - t0 > cfg.run.max_time_s:
                     log(f"run.max_time_s={cfg.run.max_time_s} reached")
@@ -476,8 +489,8 @@ def train(cfg: RLConfig, run_dir: str | Path, preset: str = "custom", resume: bo
                     save()
                     last_ckpt = now
             save()
-    finally:
-        actors.close()
+        finally:
+            actors.close()
     if stopped is not None:
         log(f"stopped by signal {signal.Signals(stopped).name}; checkpoint {ckpt_path}; continue with --resume")
         return 128 + stopped

@@ -224,3 +224,52 @@ def test_ray_backend_runs_the_same_actors(tmp_path):
     lines = read_jsonl(tmp_path / "metrics.jsonl")
     assert lines[-1]["frames"] == 192 and lines[-1]["actor_restarts"] == 1
     assert json.loads((tmp_path / "results.json").read_text())["backend"] == "ray"
+
+
+def _no_survivors(pids: set[int], seconds: float = 20.0) -> list[int]:
+    deadline = time.time() + seconds
+    while (alive := [p for p in pids if _alive(p)]) and time.time() < deadline:
+        time.sleep(0.2)
+    return alive
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("exit_path", ["error_while_starting", "error_in_learner", "sigterm"])
+def test_ray_instance_is_shut_down_on_every_exit_path(exit_path, tmp_path, monkeypatch):
+    """The local Ray instance the run started (raylet, GCS, agents, workers: they ignore SIGTERM) is shut
+    down however the learner leaves: an error while the actors start, an error in the learner, a signal.
+    Every process this test process had while Ray ran is gone afterwards."""
+    ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'ctbench[ray]')")
+    from rl import ray_backend
+    seen: set[int] = set()
+    start = ray_backend.RayActors._start
+
+    def recording_start(self, i):
+        seen.update(_children(os.getpid()))
+        if exit_path == "error_while_starting" and i == 1:
+            raise RuntimeError("injected: actor 1 cannot start")
+        start(self, i)
+
+    monkeypatch.setattr(ray_backend.RayActors, "_start", recording_start)
+    if exit_path == "error_in_learner":
+        monkeypatch.setattr(rl.impala, "learn_step", lambda *a: (_ for _ in ()).throw(RuntimeError("injected")))
+
+    def log(message):
+        if message.startswith("update "):
+            seen.update(_children(os.getpid()))
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    cfg = small_config("lstm", "impala.backend=ray", "impala.total_frames=100000000")
+    try:
+        if exit_path == "sigterm":
+            assert train(cfg, tmp_path, preset="smoke", log=log) == 128 + signal.SIGTERM
+        else:
+            with pytest.raises(RuntimeError, match="injected"):
+                train(cfg, tmp_path, preset="smoke", log=log)
+        still_up = ray.is_initialized()
+    finally:
+        ray.shutdown()  # a failure here must not leave Ray up for the next test
+    assert not still_up
+    assert len(seen) >= 2  # Ray's own processes were running
+    assert _no_survivors(seen) == []
+
