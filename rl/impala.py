@@ -185,17 +185,18 @@ def learn_step(cfg: RLConfig, model: Agent, optimizer, batch: dict[str, torch.Te
     discounts = (~b["done"]).float() * c.gamma
     vt = vtrace.from_logits(b["policy_logits"], logits.detach(), b["action"], discounts, rewards,
                             values.detach(), bootstrap, rho_bar=c.rho_bar, c_bar=c.c_bar)
+    reduce = torch.sum if c.loss_reduction == "sum" else torch.mean  # over [T, B]; why: ImpalaConfig
     target_log_p = vtrace.action_log_probs(logits, b["action"])
-    pg_loss = -(target_log_p * vt.pg_advantages).mean()
-    baseline_loss = c.baseline_cost * 0.5 * (vt.vs - values).pow(2).mean()
+    pg_loss = -reduce(target_log_p * vt.pg_advantages)
+    baseline_loss = c.baseline_cost * 0.5 * reduce((vt.vs - values).pow(2))
     log_p = F.log_softmax(logits, -1)
-    entropy = -(log_p.exp() * log_p).sum(-1).mean()
-    loss = pg_loss + baseline_loss - c.entropy_cost * entropy + out["aux_loss"]
+    entropy = -(log_p.exp() * log_p).sum(-1)  # [T, B]
+    loss = pg_loss + baseline_loss - c.entropy_cost * reduce(entropy) + out["aux_loss"]
     loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
     optimizer.step()
     return {"loss": loss.item(), "pg_loss": pg_loss.item(), "baseline_loss": baseline_loss.item(),
-            "entropy": entropy.item(), "value_mean": values.mean().item(),
+            "entropy": entropy.mean().item(), "value_mean": values.mean().item(),
             # |log pi/mu| of the taken actions: how far the actors' policy lags the learner's
             "log_rho_abs": (target_log_p.detach() - vtrace.action_log_probs(b["policy_logits"], b["action"])).abs().mean().item(),
             "aux_loss": float(out["aux_loss"].detach()), "grad_norm": float(grad_norm)}
