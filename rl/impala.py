@@ -13,8 +13,9 @@ policy_logits/action at obs_{t-1} (monobeast's layout).
 
 Faults: an actor that dies at any moment (an exception, SIGKILL) is reported and restarted; the learner
 keeps the buffer bookkeeping, so the dead actor's buffers go back to the free list (monobeast's shared
-free/full queues would stay locked by an actor killed inside `get`); SIGINT/SIGTERM stop the learner at the next batch, write checkpoints/latest.pt and stop every
-actor; actors also exit when their parent disappears, so no process outlives the run.
+free/full queues would stay locked by an actor killed inside `get`). SIGINT/SIGTERM/SIGHUP stop the
+learner at the next batch, write checkpoints/latest.pt and stop every actor; actors also exit when their
+parent disappears, so no process outlives the run.
 """
 from __future__ import annotations
 
