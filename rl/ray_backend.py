@@ -8,8 +8,6 @@ store after every update; each actor returns its unroll (and the agent state at 
 """
 from __future__ import annotations
 
-import time
-
 import torch
 
 from rl.impala import ActorCore, actor_seed, buffer_specs, make_agent, new_unroll
