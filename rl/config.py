@@ -31,7 +31,13 @@ class EnvConfig:
 @dataclass(frozen=True)
 class ImpalaConfig:
     """IMPALA (Espeholt et al. 2018): num_actors actor processes, unrolls of unroll_length steps, learner
-    batches of batch_size unrolls; V-trace with rho_bar = c_bar = 1. Losses are means over [T, B]."""
+    batches of batch_size unrolls; V-trace with rho_bar = c_bar = 1.
+
+    loss_reduction: how the policy-gradient, baseline and entropy terms reduce over the batch [T, B].
+    "mean" (default; the cpu presets were tuned with it, and Adam hardly cares about the scale) or "sum"
+    (IMPALA's and monobeast's form: the gradient is T * B times the mean's, which is what grad_clip = 40
+    and rmsprop_eps = 0.01 are calibrated for; with means and T * B = 2048, a clip at 40 never engages).
+    The compression loss is added as it is either way (it trains only the compressor)."""
     backend: str = "local"            # "local" (torch.multiprocessing) or "ray"
     ray_address: str = ""             # ray backend: "" starts a local Ray instance; "auto" or host:port joins one
     num_actors: int = 2
@@ -39,6 +45,7 @@ class ImpalaConfig:
     batch_size: int = 8
     num_buffers: int = 0              # 0: max(2 * num_actors, batch_size + num_actors)
     total_frames: int = 200_000
+    loss_reduction: str = "mean"      # "mean" or "sum" over [T, B] (see the docstring)
     optimizer: str = "adam"           # "adam" or "rmsprop"
     lr: float = 1e-3
     lr_anneal: bool = False           # linear decay to 0 over total_frames (IMPALA's schedule)
@@ -56,6 +63,8 @@ class ImpalaConfig:
     def __post_init__(self):
         if self.backend not in ("local", "ray"):
             raise ConfigError(f"impala.backend: must be 'local' or 'ray', got {self.backend!r}")
+        if self.loss_reduction not in ("mean", "sum"):
+            raise ConfigError(f"impala.loss_reduction: must be 'mean' or 'sum', got {self.loss_reduction!r}")
         if self.optimizer not in ("adam", "rmsprop"):
             raise ConfigError(f"impala.optimizer: must be 'adam' or 'rmsprop', got {self.optimizer!r}")
         try:
@@ -63,6 +72,11 @@ class ImpalaConfig:
             check_positive(self, "num_buffers", allow_zero=True)
         except ConfigError as e:
             raise ConfigError(f"impala.{e}") from None
+        if self.num_buffers and self.num_buffers < self.batch_size:
+            # the learner waits for batch_size filled buffers at once: fewer could never make an update
+            raise ConfigError(f"impala.num_buffers={self.num_buffers} is less than impala.batch_size="
+                              f"{self.batch_size}, so no batch could ever be filled: set num_buffers >= "
+                              f"batch_size, or 0 for max(2 * num_actors, batch_size + num_actors)")
 
     @property
     def buffers(self) -> int:

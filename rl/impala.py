@@ -1,28 +1,31 @@
 """IMPALA actor-learner loop (Espeholt et al. 2018), in the style of torchbeast's monobeast.
 
-    actors (processes) --- free queue (buffer indices) ---> write an unroll of T+1 steps into
-    shared-memory buffers[index], plus the agent state at the start of the unroll ---> full queue
-    learner (this process) --- takes batch_size indices from the full queue, stacks them time-major
-    [T+1, B, ...], V-trace, one optimiser step, copies the weights into the shared actor model.
+    learner (this process) --- a free buffer index, over each actor's own pipe ---> actor (a process)
+    actor: writes an unroll of T+1 steps into shared-memory buffers[index], plus the agent state at the
+    start of the unroll --- the same index back over its pipe ---> learner: once batch_size are full,
+    stacks them time-major [T+1, B, ...], V-trace, one optimiser step, copies the weights into the
+    shared actor model, and hands the indices out again.
 
 Entry 0 of an unroll is the last entry of the previous one, so the learner can bootstrap and every
 transition is learned from exactly once. Entry t holds obs_t, the reward and done that led to it
 (done[t]: obs_t starts a new episode), last_action = the action taken before obs_t, and the actor's
 policy_logits/action at obs_{t-1} (monobeast's layout).
 
-Faults: an actor that dies is reported and restarted (its half-written buffer goes back to the free
-queue); SIGINT/SIGTERM stop the learner at the next batch, write checkpoints/latest.pt and stop every
-actor; actors also exit when their parent disappears, so no process outlives the run.
+Faults: an actor that dies at any moment (an exception, SIGKILL) is reported and restarted; the learner
+keeps the buffer bookkeeping, so the dead actor's buffers go back to the free list (monobeast's shared
+free/full queues would stay locked by an actor killed inside `get`). SIGINT/SIGTERM/SIGHUP stop the
+learner at the next batch, write checkpoints/latest.pt and stop every actor; actors also exit when their
+parent disappears, so no process outlives the run.
 """
 from __future__ import annotations
 
 import collections
 import math
 import os
-import queue
 import signal
 import threading
 import time
+from multiprocessing import connection as mp_connection
 from pathlib import Path
 
 import torch
@@ -132,33 +135,34 @@ def actor_seed(cfg: RLConfig, actor_index: int, incarnation: int) -> int:
 
 
 def actor_process(actor_index: int, incarnation: int, cfg: RLConfig, model: Agent, buffers: Buffers,
-                  state_buffers: Buffers, free_q, full_q, owner: torch.Tensor, frames_done: torch.Tensor,
-                  parent_pid: int) -> None:
-    """The body of one actor process: take a free index, fill that buffer, hand it to the learner."""
+                  state_buffers: Buffers, conn, frames_done: torch.Tensor, parent_pid: int) -> None:
+    """The body of one actor process: receive a buffer index from the learner over this actor's own pipe,
+    fill that buffer, send the index back. None (or a closed pipe) ends it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the whole group; the learner decides
     torch.set_num_threads(1)
     seed = actor_seed(cfg, actor_index, incarnation)
     torch.manual_seed(seed)
     actor = ActorCore(cfg, model, seed)
     n = 0
-    while True:
-        try:
-            index = free_q.get(timeout=1.0)
-        except queue.Empty:
-            if os.getppid() != parent_pid:
-                return  # orphaned: the learner is gone
-            continue
-        if index is None:
-            return
-        owner[index] = actor_index
-        if cfg.run.crash_actor == actor_index and incarnation == 0 and n == cfg.run.crash_at_unroll:
-            raise RuntimeError(f"actor {actor_index}: injected crash (run.crash_actor)")
-        frames = actor.unroll({k: b[index] for k, b in buffers.items()},
-                              {k: b[index] for k, b in state_buffers.items()})
-        frames_done[actor_index] += frames
-        owner[index] = -1  # before the put: a crash in between leaks the buffer rather than using it twice
-        full_q.put(index)
-        n += 1
+    try:
+        while (index := _next_index(conn, parent_pid)) is not None:
+            if cfg.run.crash_actor == actor_index and incarnation == 0 and n == cfg.run.crash_at_unroll:
+                raise RuntimeError(f"actor {actor_index}: injected crash (run.crash_actor)")
+            frames = actor.unroll({k: b[index] for k, b in buffers.items()},
+                                  {k: b[index] for k, b in state_buffers.items()})
+            frames_done[actor_index] += frames
+            conn.send(index)  # only after the buffer is complete: the learner never sees half an unroll
+            n += 1
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        pass  # the learner is gone
+
+
+def _next_index(conn, parent_pid: int) -> int | None:
+    """The next buffer index from the learner; None to stop, or when the learner is gone."""
+    while not conn.poll(1.0):
+        if os.getppid() != parent_pid:
+            return None  # orphaned
+    return conn.recv()
 
 
 # ------------------------------------------------------------------------------------------ learner
@@ -186,33 +190,40 @@ def learn_step(cfg: RLConfig, model: Agent, optimizer, batch: dict[str, torch.Te
     discounts = (~b["done"]).float() * c.gamma
     vt = vtrace.from_logits(b["policy_logits"], logits.detach(), b["action"], discounts, rewards,
                             values.detach(), bootstrap, rho_bar=c.rho_bar, c_bar=c.c_bar)
+    reduce = torch.sum if c.loss_reduction == "sum" else torch.mean  # over [T, B]; why: ImpalaConfig
     target_log_p = vtrace.action_log_probs(logits, b["action"])
-    pg_loss = -(target_log_p * vt.pg_advantages).mean()
-    baseline_loss = c.baseline_cost * 0.5 * (vt.vs - values).pow(2).mean()
+    pg_loss = -reduce(target_log_p * vt.pg_advantages)
+    baseline_loss = c.baseline_cost * 0.5 * reduce((vt.vs - values).pow(2))
     log_p = F.log_softmax(logits, -1)
-    entropy = -(log_p.exp() * log_p).sum(-1).mean()
-    loss = pg_loss + baseline_loss - c.entropy_cost * entropy + out["aux_loss"]
+    entropy = -(log_p.exp() * log_p).sum(-1)  # [T, B]
+    loss = pg_loss + baseline_loss - c.entropy_cost * reduce(entropy) + out["aux_loss"]
     loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
     optimizer.step()
     return {"loss": loss.item(), "pg_loss": pg_loss.item(), "baseline_loss": baseline_loss.item(),
-            "entropy": entropy.item(), "value_mean": values.mean().item(),
+            "entropy": entropy.mean().item(), "value_mean": values.mean().item(),
             # |log pi/mu| of the taken actions: how far the actors' policy lags the learner's
             "log_rho_abs": (target_log_p.detach() - vtrace.action_log_probs(b["policy_logits"], b["action"])).abs().mean().item(),
             "aux_loss": float(out["aux_loss"].detach()), "grad_norm": float(grad_norm)}
 
 
 class Stop:
-    """Turns SIGINT/SIGTERM into a flag the learner checks between batches (restored on exit)."""
+    """Turns SIGINT/SIGTERM/SIGHUP into a flag the learner checks between batches (restored on exit)."""
 
     def __init__(self):
         self.signum: int | None = None
         self._old = {}
 
     def __enter__(self):
+        return self.arm()
+
+    def arm(self) -> "Stop":
+        """Install the handlers (again: `ray.init` replaces SIGTERM's with its own, which exits at once).
+        __exit__ restores the ones from before the first arm()."""
         if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGINT, signal.SIGTERM):
-                self._old[s] = signal.signal(s, self._handle)
+            for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # HUP: the terminal went away
+                old = signal.signal(s, self._handle)
+                self._old.setdefault(s, old)
         return self
 
     def _handle(self, signum, frame):
@@ -227,7 +238,19 @@ class Stop:
 
 
 class LocalActors:
-    """N actor processes over shared-memory buffers; restarts any that die."""
+    """N actor processes over shared-memory buffers; restarts any that die, at any moment.
+
+    The learner keeps the buffer bookkeeping: every index is in exactly one of `free`, `full` (filled,
+    waiting for a batch) or `held[i]` (sent to actor i, not back yet), and each actor has its own pipe.
+    A shared queue would not do: an actor killed inside `Queue.get` dies holding the queue's lock and
+    wedges every other actor. A dead actor here breaks only its own pipe; its held indices go back to
+    `free` (an actor sends an index back only when the buffer is complete, so no half-written unroll is
+    learned from).
+    """
+
+    # Indices an actor holds at once: the one it fills, and the next one already waiting in its pipe, so it
+    # never waits for the learner between unrolls.
+    PER_ACTOR = 2
 
     def __init__(self, cfg: RLConfig, model: Agent, log):
         self.cfg, self.log = cfg, log
@@ -237,61 +260,106 @@ class LocalActors:
         self.shared.share_memory()
         self.shared.eval()
         specs = buffer_specs(cfg, model)
-        n = cfg.impala.buffers
+        n, actors = cfg.impala.buffers, cfg.impala.num_actors
         self.buffers: Buffers = {k: [] for k in specs}
         for _ in range(n):
             for k, v in new_unroll(specs, share=True).items():
                 self.buffers[k].append(v)
         template = model.initial_state(1)
         self.state_buffers: Buffers = {k: [v[0].clone().share_memory_() for _ in range(n)] for k, v in template.items()}
-        self.free_q, self.full_q = self.ctx.Queue(), self.ctx.Queue()
-        self.owner = torch.full((n,), -1, dtype=torch.int64).share_memory_()
-        self.frames_done = torch.zeros(cfg.impala.num_actors, dtype=torch.int64).share_memory_()
-        self.procs: list = [None] * cfg.impala.num_actors
-        self.incarnations = [0] * cfg.impala.num_actors
+        self.free, self.full = collections.deque(range(n)), []
+        self.held: list[list[int]] = [[] for _ in range(actors)]
+        self.frames_done = torch.zeros(actors, dtype=torch.int64).share_memory_()
+        self.procs: list = [None] * actors
+        self.conns: list = [None] * actors   # the learner's end of each actor's pipe; None once broken
+        self.incarnations = [0] * actors
         self.restarts = 0
-        for i in range(n):
-            self.free_q.put(i)
-        for i in range(cfg.impala.num_actors):
+        for i in range(actors):
             self._start(i)
 
     def _start(self, i: int) -> None:
+        conn, child_conn = self.ctx.Pipe()
         p = self.ctx.Process(target=actor_process, daemon=True, name=f"ctbench-rl-actor-{i}",
                              args=(i, self.incarnations[i], self.cfg, self.shared, self.buffers, self.state_buffers,
-                                   self.free_q, self.full_q, self.owner, self.frames_done, os.getpid()))
+                                   child_conn, self.frames_done, os.getpid()))
         p.start()
-        self.procs[i] = p
+        child_conn.close()  # the actor now holds the only copy: its death closes the pipe (EOF here)
+        self.procs[i], self.conns[i] = p, conn
+        self._hand_out()
+
+    def _hand_out(self) -> None:
+        """Send free indices to live actors, fewest held first, up to PER_ACTOR each."""
+        while self.free:
+            wanting = [i for i, c in enumerate(self.conns) if c is not None and len(self.held[i]) < self.PER_ACTOR]
+            if not wanting:
+                return
+            i = min(wanting, key=lambda i: len(self.held[i]))
+            index = self.free.popleft()
+            self.held[i].append(index)  # held before the send: if the actor is dead, check() reclaims it
+            try:
+                self.conns[i].send(index)
+            except OSError:
+                self._broken(i)
+
+    def _receive(self, i: int) -> None:
+        """Move the indices actor i has sent back into `full` (all complete messages in its pipe)."""
+        conn = self.conns[i]
+        try:
+            while conn.poll(0):
+                index = conn.recv()
+                self.held[i].remove(index)
+                self.full.append(index)
+        except (EOFError, OSError):
+            self._broken(i)
+
+    def _broken(self, i: int) -> None:
+        self.conns[i].close()
+        self.conns[i] = None  # check() restarts the actor and reclaims what it held
+
+    def wait(self, timeout: float) -> None:
+        """Wait up to timeout for any actor to send an index back; collect what arrived; hand out free ones."""
+        live = [c for c in self.conns if c is not None]
+        for conn in mp_connection.wait(live, timeout):
+            self._receive(self.conns.index(conn))
+        self._hand_out()
 
     def check(self) -> None:
-        """Restart dead actors; their half-written buffer goes back to the free queue."""
+        """Restart dead actors; the buffers they held go back to `free`."""
         for i, p in enumerate(self.procs):
-            if p.exitcode is None:
+            if p.exitcode is None and self.conns[i] is not None:
                 continue
+            if self.conns[i] is not None:
+                self._receive(i)  # what it sent back before dying is complete
+            if self.conns[i] is not None:
+                self._broken(i)
+            if p.exitcode is None:  # pipe broken but the process lingers: make sure it is gone
+                p.kill()
+                p.join()
             self.log(f"actor {i} (pid {p.pid}) died with exit code {p.exitcode}; restarting it")
-            for index in (self.owner == i).nonzero().flatten().tolist():
-                self.owner[index] = -1
-                self.free_q.put(index)
+            self.free.extend(self.held[i])
+            self.held[i] = []
             self.incarnations[i] += 1
             self.restarts += 1
             self._start(i)
 
+    def buffer_census(self) -> list[int]:
+        """Every buffer index wherever it is now, sorted: list(range(buffers)) when none is lost or doubled."""
+        return sorted([*self.free, *self.full, *(i for held in self.held for i in held)])
+
     def get_batch(self, stop: Stop):
         """batch[key]: [T+1, B, ...], state[key]: [B, ...]; None when stopped."""
+        B = self.cfg.impala.batch_size
         self.check()
-        indices = []
-        while len(indices) < self.cfg.impala.batch_size:
+        while len(self.full) < B:
             if stop:
-                for i in indices:
-                    self.free_q.put(i)
                 return None
-            try:
-                indices.append(self.full_q.get(timeout=0.5))
-            except queue.Empty:
-                self.check()
+            self.wait(timeout=0.5)
+            self.check()
+        indices, self.full = self.full[:B], self.full[B:]
         batch = {k: torch.stack([b[i] for i in indices], 1) for k, b in self.buffers.items()}
         state = {k: torch.stack([b[i] for i in indices], 0) for k, b in self.state_buffers.items()}
-        for i in indices:
-            self.free_q.put(i)
+        self.free.extend(indices)
+        self._hand_out()
         return batch, state
 
     def push_weights(self, model: Agent) -> None:
@@ -303,8 +371,12 @@ class LocalActors:
         return int(self.frames_done.sum())
 
     def close(self) -> None:
-        for _ in self.procs:
-            self.free_q.put(None)
+        for conn in self.conns:
+            if conn is not None:
+                try:
+                    conn.send(None)
+                except OSError:
+                    pass
         deadline = time.time() + 5.0
         for p in self.procs:
             p.join(timeout=max(0.0, deadline - time.time()))
@@ -315,12 +387,20 @@ class LocalActors:
             if p.is_alive():
                 p.kill()
                 p.join()
-        for q in (self.free_q, self.full_q):
-            q.cancel_join_thread()
-            q.close()
+        for conn in self.conns:
+            if conn is not None:
+                conn.close()
 
 
 # ------------------------------------------------------------------------------------------ the run
+def start_actors(cfg: RLConfig, model: Agent, log):
+    """The actors of cfg.impala.backend: LocalActors, or RayActors (same interface)."""
+    if cfg.impala.backend == "ray":
+        from rl.ray_backend import RayActors
+        return RayActors(cfg, model, log)
+    return LocalActors(cfg, model, log)
+
+
 def fingerprint(cfg: RLConfig) -> dict:
     return {"env": to_dict(cfg.env), "agent": to_dict(cfg.agent)}
 
@@ -364,16 +444,15 @@ def train(cfg: RLConfig, run_dir: str | Path, preset: str = "custom", resume: bo
                                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                                     "returns": list(returns)})
 
-    if c.backend == "ray":
-        from rl.ray_backend import RayActors
-        actors = RayActors(cfg, model, log)
-    else:
-        actors = LocalActors(cfg, model, log)
-    t0 = last_log = last_ckpt = time.time()
-    log_frames, log_gen, learn_time, log_returns, stats = frames, 0, 0.0, [], {}
     stopped = None
-    try:
-        with Stop() as stop:
+    # Stop before the actors start, close() on every way out (end, signal, error): nothing they started
+    # (processes, a local Ray instance) outlives the learner unless it is SIGKILLed (docs/rl.md, Faults).
+    with Stop() as stop:
+        actors = start_actors(cfg, model, log)
+        stop.arm()
+        t0 = last_log = last_ckpt = time.time()
+        log_frames, log_gen, learn_time, log_returns, stats = frames, 0, 0.0, [], {}
+        try:
             while frames < c.total_frames:
                 if cfg.run.max_time_s and elapsed0 + time.time() - t0 > cfg.run.max_time_s:
                     log(f"run.max_time_s={cfg.run.max_time_s} reached")
@@ -418,8 +497,8 @@ def train(cfg: RLConfig, run_dir: str | Path, preset: str = "custom", resume: bo
                     save()
                     last_ckpt = now
             save()
-    finally:
-        actors.close()
+        finally:
+            actors.close()
     if stopped is not None:
         log(f"stopped by signal {signal.Signals(stopped).name}; checkpoint {ckpt_path}; continue with --resume")
         return 128 + stopped

@@ -1,13 +1,12 @@
 """Ray backend: the same actor code (impala.ActorCore) as Ray actors, so actors can spread over machines.
 
 Install with `pip install 'ctbench[ray]'`. With impala.ray_address = "" a local Ray instance is
-started (and shut down at the end); otherwise the run joins the cluster at that address
+started, and shut down however the learner leaves (end, signal, error; not kill -9: docs/rl.md,
+"Faults", says what stays then); otherwise the run joins the cluster at that address
 ("auto" for the one `ray start` made on this machine). Weights go to the actors through the object
 store after every update; each actor returns its unroll (and the agent state at its start) by value.
 """
 from __future__ import annotations
-
-import time
 
 import torch
 
@@ -50,19 +49,23 @@ class RayActors:
         except ImportError as e:
             raise ValueError("impala.backend = 'ray' needs Ray: pip install 'ctbench[ray]'") from e
         self.ray, self.cfg, self.log = ray, cfg, log
+        self.actors = [None] * cfg.impala.num_actors
+        self.incarnations = [0] * cfg.impala.num_actors
+        self.pending: dict = {}
+        self.restarts, self.frames = 0, 0
         self.started_ray = not ray.is_initialized()
         if self.started_ray:
             address = cfg.impala.ray_address or None
             ray.init(address=address, include_dashboard=False, log_to_driver=True, configure_logging=False,
                      **({} if address else {"num_cpus": max(2, cfg.impala.num_actors)}))
-        self.remote_cls = ray.remote(num_cpus=1)(UnrollWorker)
-        self.weights = ray.put({k: v.detach().clone() for k, v in model.state_dict().items()})
-        self.actors = [None] * cfg.impala.num_actors
-        self.incarnations = [0] * cfg.impala.num_actors
-        self.pending: dict = {}
-        self.restarts, self.frames = 0, 0
-        for i in range(cfg.impala.num_actors):
-            self._start(i)
+        try:
+            self.remote_cls = ray.remote(num_cpus=1)(UnrollWorker)
+            self.weights = ray.put({k: v.detach().clone() for k, v in model.state_dict().items()})
+            for i in range(cfg.impala.num_actors):
+                self._start(i)
+        except BaseException:
+            self.close()  # the caller gets no object to close: do not leave the Ray instance running
+            raise
 
     def _start(self, i: int) -> None:
         self.actors[i] = self.remote_cls.remote(self.cfg, i, self.incarnations[i], self.weights)
@@ -100,8 +103,12 @@ class RayActors:
         return self.frames
 
     def close(self) -> None:
-        for a in self.actors:
-            if a is not None:
-                self.ray.kill(a)
-        if self.started_ray:
-            self.ray.shutdown()
+        """Kill the actors; shut down the Ray instance if this run started it (its raylet, GCS and agent
+        processes ignore SIGTERM, so nothing else would stop them)."""
+        try:
+            for a in self.actors:
+                if a is not None:
+                    self.ray.kill(a)
+        finally:
+            if self.started_ray:
+                self.ray.shutdown()

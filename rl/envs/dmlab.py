@@ -32,8 +32,9 @@ BUILD_HELP = (
     "  git clone https://github.com/google-deepmind/lab && cd lab\n"
     "  bazel build -c opt --python_version=PY3 //python/pip_package:build_pip_package\n"
     "  ./bazel-bin/python/pip_package/build_pip_package /tmp/dmlab_pkg\n"
-    "  /work/main/.venv/bin/pip install /tmp/dmlab_pkg/deepmind_lab-*.whl\n"
-    "(see docs/rl.md, 'DeepMind Lab'). Without it, use env `nonmatching`, the built-in stand-in."
+    "  python -m pip install /tmp/dmlab_pkg/deepmind_lab-*.whl\n"
+    "with `python` the interpreter that runs ctbench (your virtual environment's). See docs/rl.md,\n"
+    "'DeepMind Lab'. Without it, use env `nonmatching`, the built-in stand-in."
 )
 
 

@@ -1,4 +1,6 @@
 """Environments: gymnasium's checker, the nonmatching task's rules, the dm_env adapter, minigrid, dmlab."""
+import re
+
 import dm_env
 import numpy as np
 import pytest
@@ -129,14 +131,37 @@ def test_dmlab_missing_module_explains_how_to_build_it():
         pytest.skip("deepmind_lab is installed: the adapter runs for real")
     except ImportError:
         pass
-    with pytest.raises(ValueError, match="bazel build"):
+    with pytest.raises(ValueError, match="bazel build") as err:
         make_env("dmlab:rooms_select_nonmatching_object")
+    message = str(err.value)
+    # Generic: the only absolute paths are the build's own temporary folder (no venv or home of this machine).
+    paths = re.findall(r"(?:^|\s)(/[^/\s][^\s'`]*)", message)  # not URLs or bazel's //targets
+    assert paths and all(p.startswith("/tmp/dmlab_pkg") for p in paths), paths
+    assert "python -m pip install /tmp/dmlab_pkg/deepmind_lab-*.whl" in message
 
 
-def test_human_normalised_score_uses_published_scores():
-    assert human_normalised("dmlab:rooms_select_nonmatching_object", 65.9) == pytest.approx(100.0)
-    assert human_normalised("dmlab:contributed/dmlab30/rooms_select_nonmatching_object", 0.312) == pytest.approx(0.0)
+# Stated here independently of rl/envs/dmlab.py: the published DMLab-30 episode returns for
+# rooms_select_nonmatching_object (IMPALA, Espeholt et al. 2018, appendix table of human and random scores;
+# the same numbers as deepmind/scalable_agent's dmlab30.py): human 65.9, uniformly random policy 0.312.
+PUBLISHED_HUMAN, PUBLISHED_RANDOM = 65.9, 0.312
+
+
+@pytest.mark.parametrize("episode_return, score", [
+    (PUBLISHED_RANDOM, 0.0),                          # the random policy scores 0
+    (PUBLISHED_HUMAN, 100.0),                         # the human tester scores 100
+    ((PUBLISHED_HUMAN + PUBLISHED_RANDOM) / 2, 50.0),  # linear in between
+    (0.0, -0.4757),                                   # 100 * -0.312 / 65.588: below random is negative
+    (2 * PUBLISHED_HUMAN - PUBLISHED_RANDOM, 200.0),  # and above human, over 100
+])
+def test_human_normalised_score_against_published_points(episode_return, score):
+    for name in ("dmlab:rooms_select_nonmatching_object", "dmlab:contributed/dmlab30/rooms_select_nonmatching_object"):
+        assert human_normalised(name, episode_return) == pytest.approx(score, abs=1e-4)
+
+
+def test_human_normalised_score_only_where_scores_are_published():
     assert human_normalised("nonmatching", 1.0) is None
+    assert human_normalised("minigrid:MiniGrid-MemoryS7-v0", 1.0) is None
+    assert human_normalised("dmlab:rooms_watermaze", 54.0) is None  # not in our table: no made-up score
 
 
 def test_unknown_env_names_fail_clearly():
