@@ -183,6 +183,25 @@ REGISTRY: tuple[Mutation, ...] = (
         "speech-bench-times-prefill", "speech/bench.py",
         "    return n / (seconds(n + 1) - seconds(1))", "    return n / seconds(n)",
         ("tests/speech/test_speech_bench.py::test_generation_rate_excludes_wavenet_prefill",)),
+    # rl
+    Mutation(
+        "rl-dead-actor-buffers-lost", "rl/impala.py",
+        "            self.free.extend(self.held[i])", "            self.free.extend([])",
+        ("tests/rl/test_rl_impala.py::test_actors_killed_at_random_moments_never_wedge_the_learner",)),
+    Mutation(
+        "rl-too-few-buffers-accepted", "rl/config.py",
+        "        if self.num_buffers and self.num_buffers < self.batch_size:",
+        "        if self.num_buffers and self.num_buffers < self.batch_size - 1:",
+        ("tests/rl/test_rl_config.py::test_fewer_buffers_than_a_batch_is_refused_naming_the_field",)),
+    Mutation(
+        "rl-ray-left-running-after-a-failed-start", "rl/ray_backend.py",
+        "            self.close()  # the caller gets no object to close", "            pass  # the caller gets no object to close",
+        ("tests/rl/test_rl_impala.py::test_ray_instance_is_shut_down_on_every_exit_path",)),
+    Mutation(
+        "rl-human-normalised-without-random", "rl/envs/dmlab.py",
+        "    return 100.0 * (episode_return - random) / (human - random)",
+        "    return 100.0 * (episode_return - random) / human",
+        ("tests/rl/test_rl_envs.py::test_human_normalised_score_against_published_points",)),
 )
 
 
