@@ -61,12 +61,14 @@ def visible_queries(cmem: int, mem: int, window: int, same_length: bool = False)
 
 
 def attention_buckets(stats: dict, n_buckets: int = 6, path: Path | None = None,
-                      same_length: bool = False) -> pd.DataFrame:
+                      same_length: bool = False, windows: np.ndarray | None = None) -> pd.DataFrame:
     """attention_stats.json -> Figure 2's data: each region ([cmem; mem; window], oldest first) cut into
     `n_buckets` bins of equal width; `weight` is the MEAN attention weight per slot of a bin (so a bin's size
     does not scale it), each slot's weight averaged over the queries that can see it (the file's per-slot
     means are over all of a window's queries, masked ones included: they are divided by the visible share),
-    then averaged over layers."""
+    then averaged over layers. windows: attention_windows.npz's `weight` [W, K] (a window's mean over
+    layers per slot, NaN where a slot did not exist yet); given, the frame also holds `per_window`, each
+    bin's weight in each window where every slot of the bin existed (the memories fill during the first)."""
     where = f"{path}: " if path else ""
     try:
         sizes = [int(stats["cmem_len"]), int(stats["mem_len"]), int(stats["window"])]
@@ -77,24 +79,44 @@ def attention_buckets(stats: dict, n_buckets: int = 6, path: Path | None = None,
     if per_layer.ndim != 2 or per_layer.shape[1] != sum(sizes):
         raise RunFormatError(f"{where}per_layer has shape {per_layer.shape}, expected [n_layers, "
                              f"{sum(sizes)}] = cmem {sizes[0]} + mem {sizes[1]} + window {sizes[2]}")
-    seen = visible_queries(*sizes, same_length)
-    per_slot = (per_layer * sizes[2] / np.maximum(seen, 1)).mean(axis=0)    # [K]; a slot no query sees stays 0
+    if windows is not None and (windows.ndim != 2 or windows.shape[1] != sum(sizes)):
+        raise RunFormatError(f"{where}attention_windows.npz: weight has shape {windows.shape}, expected "
+                             f"[windows, {sum(sizes)}]")
+    visible_share = sizes[2] / np.maximum(visible_queries(*sizes, same_length), 1)   # a slot no query sees: 0
+    per_slot = (per_layer * visible_share).mean(axis=0)                               # [K]
     rows, start, index = [], 0, 1
     for region, size in zip(REGIONS, sizes):
-        block = per_slot[start:start + size]
+        block = slice(start, start + size)
         start += size
         if size == 0:      # e.g. a TransformerXL has no compressed memory
             continue
         for part, chunk in enumerate(np.array_split(np.arange(size), min(n_buckets, size))):
-            rows.append({"bucket": index, "region": region, "part": part + 1, "slots": len(chunk),
-                         "weight": float(block[chunk].mean())})
+            row = {"bucket": index, "region": region, "part": part + 1, "slots": len(chunk),
+                   "weight": float(per_slot[block][chunk].mean())}
+            if windows is not None:
+                w = (windows[:, block][:, chunk] * visible_share[block][chunk]).mean(axis=1)
+                row["per_window"] = w[~np.isnan(w)]
+            rows.append(row)
             index += 1
     return pd.DataFrame(rows)
 
 
+def _attention_windows(run: Run) -> np.ndarray | None:
+    p = run.analysis_file("attention_windows.npz")
+    if p is None:
+        return None
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            return np.asarray(z["weight"], dtype=np.float64)
+    except (ValueError, OSError, KeyError) as err:
+        raise RunFormatError(f"{p}: unreadable ({err}); rerun eval with --save-analysis") from None
+
+
 def figure2_frame(runs: list[Run], n_buckets: int = 6) -> pd.DataFrame:
     """One row per (dataset, bucket): the designated Compressive Transformer's mean weight per slot, mean
-    and standard deviation over seeds (`seeds` of them; std NaN with one seed)."""
+    and standard deviation over seeds (`seeds` of them; std NaN with one seed) and, where the runs saved
+    their per-window record, the standard deviation over every window of every seed (`window_std`, over
+    `windows` windows; NaN without the record)."""
     with_stats = [r for r in runs if r.analysis_file("attention_stats.json") and r.model != "lstm"]
     parts = []
     for ds, arm in rules.designated_ct(with_stats).items():
@@ -102,12 +124,16 @@ def figure2_frame(runs: list[Run], n_buckets: int = 6) -> pd.DataFrame:
         for r in arm.by_seed.values():
             same = bool(flat_config(r.config).get("model.same_length", False))
             per_seed.append(attention_buckets(r.analysis_json("attention_stats.json"), n_buckets,
-                                              r.analysis_file("attention_stats.json"), same))
-        df = per_seed[0].drop(columns="weight")
+                                              r.analysis_file("attention_stats.json"), same, _attention_windows(r)))
+        df = per_seed[0].drop(columns=["weight", "per_window"], errors="ignore")
         w = np.stack([d["weight"].to_numpy() for d in per_seed])
         df["weight"] = w.mean(axis=0)
         df["std"] = w.std(axis=0, ddof=1) if len(w) > 1 else np.nan
         df["seeds"] = len(w)
+        pooled = ([np.concatenate([d["per_window"].iloc[b] for d in per_seed]) for b in range(len(df))]
+                  if all("per_window" in d for d in per_seed) else [np.array([])] * len(df))
+        df["window_std"] = [p.std(ddof=1) if len(p) > 1 else np.nan for p in pooled]
+        df["windows"] = [len(p) for p in pooled]
         df.insert(0, "dataset", arm.first.short_dataset)
         df["runs"] = ", ".join(r.path.name for r in arm.by_seed.values())
         parts.append(df)
@@ -128,7 +154,9 @@ def figure2(runs: list[Run], n_buckets: int = 6) -> Plot:
             d = d_ds[d_ds.region == region]
             if d.empty:
                 continue
-            yerr = None if d["std"].isna().all() else d["std"]
+            # the spread over windows (and seeds) where the runs recorded it, else over seeds alone
+            spread = d["window_std"] if not d["window_std"].isna().all() else d["std"]
+            yerr = None if spread.isna().all() else spread
             ax.bar(d.bucket, d.weight, yerr=yerr, color=REGION_COLOURS[region], label=region, capsize=2)
         ax.set_xlabel("bucket (oldest to newest: compressed memory, memory, window)")
         ax.set_ylabel("mean attention per slot")
@@ -137,14 +165,14 @@ def figure2(runs: list[Run], n_buckets: int = 6) -> Plot:
         ax.set_xticks(d_ds.bucket)
         ax.legend(fontsize=8)
     fig.suptitle("Figure 2: mean attention per slot, over the queries that see it and over layers", fontsize=10)
-    single = (df.seeds == 1).any()
+    single = ((df.seeds == 1) & df.window_std.isna()).any()
     return Plot("figure2_attention", "Figure 2: mean attention weight per slot by position", fig,
                 ["each bar: the mean attention weight per key slot of a bucket (6 equal-width buckets per region), "
                  "each slot averaged over the queries of the window that can see it (the causal mask hides the "
                  "window's newest slots from most queries), over heads, windows and layers",
-                 "error bars: standard deviation over seeds" + (
-                     "; datasets with one seed have none (attention_stats.json holds no per-window spread)"
-                     if single else ""),
+                 "error bars: standard deviation over every window of every seed where the runs saved "
+                 "analysis/attention_windows.npz (windows while the memories fill are left out), else over "
+                 "seeds" + ("; a dataset with one seed and no per-window record has none" if single else ""),
                  "the Compressive Transformer of each dataset's designated CT/TXL pair (analysis/rules.py)",
                  paper.FIGURE2_NOTE])
 

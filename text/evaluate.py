@@ -34,6 +34,7 @@ class EvalResult:
     token: np.ndarray | None = None             # [N] int64 target ids
     position: np.ndarray | None = None          # [N] int64 index of the target in the split
     attention: dict | None = None               # attention_stats.json content
+    attention_windows: np.ndarray | None = None  # [windows, K]: attention_windows.npz's `weight`
     compression_losses: list[float] | None = None
     extras: dict = field(default_factory=dict)
 
@@ -44,13 +45,17 @@ class EvalResult:
 
 class _AttentionStats:
     """Mean attention weight per key slot [cmem; mem; window] and layer, slots aligned to a full memory:
-    while the memories are still filling up, their (newest) slots are right-aligned."""
+    while the memories are still filling up, their (newest) slots are right-aligned. Also each window's
+    weights averaged over layers ([windows, K], NaN where a slot did not exist yet), so that the spread
+    over windows can be shown (analysis/attention_windows.npz)."""
 
     def __init__(self, n_layers: int, cmem_len: int, mem_len: int, window: int):
         self.c, self.m, self.w = cmem_len, mem_len, window
         k = cmem_len + mem_len + window
         self.sum = np.zeros((n_layers, k))
         self.n = np.zeros((n_layers, k))
+        self.window_sum, self.window_n = np.zeros(k), np.zeros(k)
+        self.windows: list[np.ndarray] = []
 
     def add(self, layer: int, probs: torch.Tensor, n_cmem: int, n_mem: int) -> None:
         mean = probs.float().mean(dim=(0, 1, 2)).cpu().numpy()        # [K] over batch, heads, queries
@@ -60,11 +65,24 @@ class _AttentionStats:
                               self.c + self.m + np.arange(t)])
         self.sum[layer, idx] += mean
         self.n[layer, idx] += 1
+        self.window_sum[idx] += mean
+        self.window_n[idx] += 1
+
+    def end_window(self) -> None:
+        """Closes a window's row of the per-window record (its layers' mean per slot)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.windows.append(np.where(self.window_n > 0, self.window_sum / self.window_n, np.nan))
+        self.window_sum[:], self.window_n[:] = 0.0, 0.0
 
     def result(self) -> dict:
         per_layer = np.where(self.n > 0, self.sum / np.maximum(self.n, 1), 0.0)
         return {"cmem_len": self.c, "mem_len": self.m, "window": self.w, "n_layers": int(self.sum.shape[0]),
                 "per_layer": per_layer.tolist()}
+
+    def per_window(self) -> np.ndarray:
+        """[windows, K] float32: each window's mean weight per slot over layers (NaN: no such slot yet)."""
+        k = self.sum.shape[1]
+        return np.asarray(self.windows, dtype=np.float32).reshape(-1, k)
 
 
 def _reset_rows(starts: np.ndarray, doc_starts: np.ndarray | None) -> torch.Tensor | None:
@@ -136,6 +154,7 @@ def evaluate(model: LanguageModel, tokens: np.ndarray, *, window: int, device: t
         if stats is not None and out.attention is not None and lens is not None:
             for layer, probs in enumerate(out.attention):
                 stats.add(layer, probs, lens[0][layer], lens[1])
+            stats.end_window()
         if out.compression_losses is not None and lens is not None and sum(lens[0]) > 0:
             c = out.compression_losses.float().cpu().numpy()
             comp_sum = c if comp_sum is None else comp_sum + c
@@ -150,6 +169,7 @@ def evaluate(model: LanguageModel, tokens: np.ndarray, *, window: int, device: t
         result.position = np.concatenate(positions).astype(np.int64)[order]
     if stats is not None:
         result.attention = stats.result()
+        result.attention_windows = stats.per_window()
     if comp_n:
         result.compression_losses = (comp_sum / comp_n).tolist()
     result.extras["scored_fraction"] = count / max(n, 1)

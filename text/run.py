@@ -217,6 +217,10 @@ def write_analysis(folder: Path, r: EvalResult, ds) -> None:
     atomic_write_bytes(folder / "token_losses.npz", buf.getvalue())
     if r.attention is not None:
         atomic_write_json(folder / "attention_stats.json", r.attention)
+    if r.attention_windows is not None:
+        buf = io.BytesIO()
+        np.savez_compressed(buf, weight=r.attention_windows)
+        atomic_write_bytes(folder / "attention_windows.npz", buf.getvalue())
     if r.compression_losses is not None:
         atomic_write_json(folder / "compression_losses.json", {"per_layer": r.compression_losses})
 

@@ -200,6 +200,34 @@ def test_figure2_shows_the_designated_ct_with_seed_error_bars_and_no_txl(tmp_pat
         figures.figure2([r for r in runs if r.model == "transformerxl"])
 
 
+def test_figure2_error_bars_span_windows_and_seeds_where_the_runs_recorded_them(tmp_path):
+    """With analysis/attention_windows.npz, a bucket's error bar is the standard deviation of its weight
+    over every window of every seed (windows where a slot of the bucket did not exist yet left out), each
+    window's slots corrected for the queries that see them like the mean; one seed then has error bars too."""
+    cmem, mem, window = 6, 12, 12
+    rng = np.random.default_rng(3)
+    records = {}
+    for seed in (0, 1):
+        w = rng.uniform(0.0, 0.1, (5, cmem + mem + window))
+        w[0, :cmem + 4] = np.nan                                   # the memories still filling
+        records[seed] = w
+        make_run(tmp_path, f"ct{seed}", config=f"[train]\nseed = {seed}\n", mem_len=mem, cmem_len=cmem,
+                 analysis={"attention_stats.json": attention_stats(cmem, mem, window, seed=seed),
+                           "attention_windows.npz": {"weight": w}})
+    df = figures.figure2_frame(load_runs([tmp_path]))
+    share = window / np.maximum(figures.visible_queries(cmem, mem, window), 1)
+    bounds = [(0, cmem), (cmem, cmem + mem), (cmem + mem, cmem + mem + window)]
+    slots = [lo + c for lo, hi in bounds for c in np.array_split(np.arange(hi - lo), 6)]
+    for b, idx in enumerate(slots):
+        pooled = np.concatenate([(w[:, idx] * share[idx]).mean(axis=1) for w in records.values()])
+        pooled = pooled[~np.isnan(pooled)]
+        assert df.window_std.iloc[b] == pytest.approx(pooled.std(ddof=1)) and df.windows.iloc[b] == len(pooled)
+    assert list(df.windows[:2]) == [8, 8] and df.windows.iloc[-1] == 10      # filling windows left out
+    only_one = load_runs([tmp_path / "ct0"])
+    bars = [c for c in figures.figure2(only_one).figure.axes[0].containers if getattr(c, "errorbar", None)]
+    assert bars and all(c.errorbar is not None for c in bars)
+
+
 def test_figure_notes_are_written_beside_the_figure(tmp_path):
     make_run(tmp_path, "ct", analysis={"attention_stats.json": attention_stats()})
     plot = figures.figure2(load_runs([tmp_path]))

@@ -1,5 +1,6 @@
 """Train -> eval -> sample on a tiny longrange corpus, through the `ctbench text` CLI."""
 import json
+import math
 
 import numpy as np
 import pytest
@@ -54,6 +55,13 @@ def test_eval_with_larger_memory_writes_analysis(trained, capsys):
     att = json.loads((a / "attention_stats.json").read_text())
     assert (att["cmem_len"], att["mem_len"], att["window"], att["n_layers"]) == (16, 32, 16, 2)
     assert np.array(att["per_layer"]).shape == (2, 16 + 32 + 16)
+    # the per-window record (Figure 2's spread over windows): one row per window, its layers' mean per slot;
+    # its mean over the windows where a slot existed is the mean over layers of attention_stats.json
+    windows = np.load(a / "attention_windows.npz")["weight"]
+    assert windows.shape == (math.ceil(n / 16), 16 + 32 + 16)
+    np.testing.assert_allclose(np.nanmean(windows, axis=0), np.mean(att["per_layer"], axis=0), rtol=1e-5)
+    np.testing.assert_allclose(np.nansum(windows, axis=1), 1.0, rtol=1e-5)     # each query's weights sum to 1
+    assert np.isnan(windows[0, :16 + 32]).all() and not np.isnan(windows[-2]).any()   # memories fill up
     comp = json.loads((a / "compression_losses.json").read_text())
     assert len(comp["per_layer"]) == 2 and all(v >= 0 for v in comp["per_layer"])
     lr = json.loads((a / "longrange.json").read_text())
