@@ -107,18 +107,6 @@ def _rel_shift(product: torch.Tensor, b: int, t: int, n_keys: int) -> torch.Tens
                               product.storage_offset() + t - 1)
 
 
-def _zero_outside_rel_shift(product: torch.Tensor, b: int, t: int, n_keys: int) -> None:
-    """Zeroes the entries of product [H, B*T, L] that ``_rel_shift`` does not cover (in place), instead of the
-    whole tensor: per (head, batch) block of T*L, the first T-1, the L-1-K after each row, and the last one."""
-    h, _, width = product.shape
-    blocks = product.view(h * b, t * width)
-    blocks[:, :t - 1].zero_()
-    blocks[:, -1].zero_()
-    if width - 1 > n_keys:
-        product.as_strided((h * b, t, width - 1 - n_keys), (t * width, width - 1, 1),
-                           product.storage_offset() + t - 1 + n_keys).zero_()
-
-
 def _relative_scores(q_u, q_v, k, r_padded, mask):
     """Masked scores AC + BD: q_u, q_v [B, H, T, dh] (scaled); k [B, H, K, dh]; r_padded [H, L, dh].
     Returns the scores [B, H, T, K] and q_v as [H, B*T, dh]."""
@@ -173,8 +161,7 @@ class RecomputedRelativeAttention(torch.autograd.Function):
         # Through the rel-shift: dS written back into the view of the head-major product; the entries the
         # view does not cover (the start of each block, the pad between rows) get no gradient.
         b, h, t, n = grad_scores.shape
-        grad_product = grad_scores.new_empty(h, b * t, r_padded.shape[1])
-        _zero_outside_rel_shift(grad_product, b, t, n)
+        grad_product = grad_scores.new_zeros(h, b * t, r_padded.shape[1])
         _rel_shift(grad_product, b, t, n).copy_(grad_scores)
         del grad_scores
         grad_q_v = torch.bmm(grad_product, r_padded).view(h, b, t, -1).transpose(0, 1)
@@ -225,11 +212,9 @@ class RelativeMultiHeadAttention(nn.Module):
         # a zero-filled weight-sized gradient for each of them.
         w_q, w_kv = self.qkv.weight.split([d, 2 * d])
         q = self.project(h, w_q).squeeze(0)                                            # [B, H, T, dh]
-        # unbind, not p[0] / p[1]: its backward stacks the two gradients once, where two selects would each
-        # zero-fill a gradient of the whole [2, B, H, N, dh] projection and add them
-        k_parts, v_parts = zip(*(self.project(x, w_kv).unbind(0) for x in (*memories, h) if x.shape[1]))
-        k = torch.cat(k_parts, dim=2)                                                  # [B, H, K, dh]
-        v = torch.cat(v_parts, dim=2)
+        parts = [self.project(x, w_kv) for x in (*memories, h) if x.shape[1]]
+        k = torch.cat([p[0] for p in parts], dim=2)                                    # [B, H, K, dh]
+        v = torch.cat([p[1] for p in parts], dim=2)
         r = self.position_keys(pos_emb)                                               # [H, L, dh]
         return (*self.attend(h, q, k, v, r, mask, need_weights), q, k, v)
 
