@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def speech(n: int) -> None:
         clip = torch.randint(0, 256, (n + 1,), generator=torch.Generator().manual_seed(0))
-        speech_evaluate(speech_model, [clip], args.window, 1, False, "cpu", False)
+        speech_evaluate(speech_model, [clip], args.window, 1, False, "cpu", "fp32")
 
     print(f"eval time vs stream length on cpu ({torch.get_num_threads()} threads): CT d_model {args.d_model}, "
           f"{args.layers} layers, window {args.window}, mem {args.mem_len}, cmem {args.cmem_len} (c 3)")
