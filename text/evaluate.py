@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from core.run import autocast
+from core.run.precision import resolve_precision
 
 from .model import LanguageModel
 
@@ -123,6 +124,7 @@ def evaluate(model: LanguageModel, tokens: np.ndarray, *, window: int, device: t
     model.eval()
     mem_len, cmem_len = model.mem_sizes
     stats = _AttentionStats(model.cfg.n_layers, cmem_len, mem_len, window) if attention else None
+    precision = resolve_precision(precision, device)       # once, not per window (it reads the CPU's flags)
     comp_sum, comp_n = None, 0
     losses, ids, positions = [], [], []
     nats, count = 0.0, 0
