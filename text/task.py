@@ -8,6 +8,7 @@ from core.run import StepResult, to_dict
 
 from .config import TextConfig
 from .data import StreamBatcher, prepare_dataset
+from .data.batching import stream_offset
 from .evaluate import evaluate
 from .model import LanguageModel
 
@@ -48,8 +49,9 @@ class TextTask:
 
     def train_stream(self, batch_size: int, rank: int, world_size: int) -> StreamBatcher:
         docs = self.ds.doc_starts("train") if self.cfg.data.reset_at_doc else None
-        return StreamBatcher(self.ds.split("train"), batch_size, self.cfg.data.window, doc_starts=docs,
-                             rank=rank, world_size=world_size)
+        tokens = self.ds.split("train")
+        return StreamBatcher(tokens, batch_size, self.cfg.data.window, doc_starts=docs, rank=rank,
+                             world_size=world_size, offset=stream_offset(self.cfg.train.seed, len(tokens)))
 
     def init_state(self, batch_size: int, device):
         return self.model.init_state(batch_size, device)

@@ -96,3 +96,26 @@ def test_memory_mapped_tokens(tmp_path):
     mm = np.load(tmp_path / "t.npy", mmap_mode="r")
     x, y, _ = next(iter(StreamBatcher(mm, 2, 5)))
     assert torch.equal(x, torch.tensor([[0, 1, 2, 3, 4], [300, 301, 302, 303, 304]]))
+
+
+def test_offset_rotates_the_split_and_wraps_contiguously():
+    tokens = np.arange(1000)
+    b = StreamBatcher(tokens, batch_size=4, window=10, offset=920, doc_starts=[500])
+    rows = torch.cat([x for x, _, _ in b], dim=1)
+    for row in range(4):   # row b reads the rotated split from offset + b * 250, past the end to the start
+        assert torch.equal(rows[row], (920 + row * 250 + torch.arange(240)) % 1000)
+    for i in range(len(b)):
+        x, y, reset = b.window_at(i)
+        assert torch.equal(y, (x + 1) % 1000) and torch.equal(b.target_positions(i), y)
+    flags = torch.stack([r for _, _, r in b])
+    assert flags.nonzero().tolist() == [[8, 0], [8, 2]]   # the wrap point (0 = 920 + 80) and 500 = 420 + 80
+    with pytest.raises(ValueError, match="offset 920 there, 0 here"):
+        StreamBatcher(tokens, 4, 10).load_state_dict(b.state_dict())
+
+
+def test_seeds_pick_different_offsets_and_seed_0_none():
+    from text.data.batching import stream_offset
+    assert stream_offset(0, 10_000) == 0
+    offsets = {stream_offset(seed, 10_000) for seed in (1, 2, 3)}
+    assert len(offsets) == 3 and all(0 < o < 10_000 for o in offsets)
+    assert stream_offset(1, 10_000) == stream_offset(1, 10_000)

@@ -96,7 +96,8 @@ def test_resume_after_sigterm_matches_uninterrupted_run(tmp_path, data_dir):
 
     data = apply_overrides(load_toml(find_preset("text", "cpu-longrange")),
                            [*TINY_LONGRANGE, *TINY_MODEL, *TINY_TRAIN, f"data.data_dir={data_dir}",
-                            "train.steps=8", "model.dropout=0.1", "train.update_every=2", "train.update_every_after=3"])
+                            "train.steps=8", "model.dropout=0.1", "train.update_every=2", "train.update_every_after=3",
+                            "train.seed=3"])   # a rotated data order resumes too
     cfg = from_dict(TextConfig, data)
     ds = load_dataset(cfg)
     full = Trainer(TextTask(cfg, ds), cfg.train, tmp_path / "full").fit()
@@ -110,6 +111,25 @@ def test_resume_after_sigterm_matches_uninterrupted_run(tmp_path, data_dir):
     assert ckpt["step"] == 4 and "0.cmem" in ckpt["ranks"][0]["state"]
     resumed = Trainer(TextTask(cfg, ds), cfg.train, tmp_path / "part").fit(resume=True)
     assert resumed["final_loss"] == full["final_loss"] and resumed["tokens"] == full["tokens"]
+
+
+def test_the_training_seed_sets_the_data_order(data_dir):
+    """train.seed rotates the training split (row 0 starts at stream_offset(seed)): seeds differ in data order."""
+    from core.run.config import apply_overrides, find_preset
+    from text.data.batching import stream_offset
+
+    base = apply_overrides(load_toml(find_preset("text", "cpu-longrange")),
+                           [*TINY_LONGRANGE, *TINY_MODEL, *TINY_TRAIN, f"data.data_dir={data_dir}"])
+    first = {}
+    for seed in (0, 2):
+        cfg = from_dict(TextConfig, apply_overrides(base, [f"train.seed={seed}"]))
+        ds = load_dataset(cfg)
+        split = np.asarray(ds.split("train"))
+        x, _, _ = next(iter(TextTask(cfg, ds).train_stream(cfg.train.batch_size, 0, 1)))
+        start = stream_offset(seed, len(split))
+        assert torch.equal(x[0], torch.from_numpy(split[start:start + x.shape[1]].astype(np.int64)))
+        first[seed] = x
+    assert stream_offset(2, len(split)) > 0 and not torch.equal(first[0], first[2])
 
 
 def test_lstm_baseline_trains(tmp_path, data_dir):
