@@ -25,6 +25,7 @@ BUILDERS = [
     ("figures", figures.figure4),
     ("figures", figures.figure5),
     ("tables", tables.longrange),
+    ("tables", tables.remention),     # nothing at all (no index line) without analysis/remention.json
 ]
 
 

@@ -601,3 +601,173 @@ def _longrange_table(chosen: list[Run], dataset: str, suffix: bool) -> Table:
     name = "longrange" if not suffix or dataset == "longrange" else f"longrange_{_slug(dataset)}"
     return Table(name, f"Long-range corpus ({dataset}): bits per token by re-mention distance", merged, notes,
                  scale_frame([r for r, _ in found]))
+
+
+# --------------------------------------------------------------------------- re-mentions on real text
+# analysis/remention.json (text/remention.py writes it; docs/text.md "Re-mention distance on real text"):
+# tokens and loss sums in bits per distance bin (edges[i-1] < d <= edges[i], then one open bin), and for
+# first mentions and tokens in no word. The table merges bins at the buckets of a CT / TXL pair.
+_REMENTION_KEYS = ("edges", "tokens", "bits_sum", "first_mention", "no_word", "overall", "window")
+
+
+def parse_remention(data, path: Path) -> dict:
+    """remention.json, checked: the keys above, and one count and one sum per bin (len(edges) + 1)."""
+    if not isinstance(data, dict) or any(k not in data for k in _REMENTION_KEYS):
+        raise RunFormatError(f"{path}: expected an object with {', '.join(_REMENTION_KEYS)}"
+                             + (f" (found {sorted(data)})" if isinstance(data, dict) else ""))
+    n = len(data["edges"]) + 1
+    if len(data["tokens"]) != n or len(data["bits_sum"]) != n:
+        raise RunFormatError(f"{path}: {len(data['edges'])} edges need {n} bins of tokens and bits_sum")
+    return data
+
+
+def _remention_data(run: Run) -> dict:
+    return parse_remention(run.analysis_json("remention.json"), run.analysis_file("remention.json"))
+
+
+def remention_reach(run: Run) -> int:
+    """The farthest distance a run's layer attends to: its last reach edge (window + memory + c x cmem)."""
+    data = _remention_data(run)
+    return int((data.get("reach_edges") or [data["window"]])[-1])
+
+
+def _snap(edge: int, fine: list[int]) -> int:
+    """`edge` if it is one of the file's bin edges, else the largest one below it (0 if none)."""
+    below = [e for e in fine if e <= edge]
+    return below[-1] if below else 0
+
+
+def remention_bits(data: dict, lo: int, hi: int | None) -> tuple[int, float | None, bool]:
+    """(tokens, mean bits, whether lo and hi are bin edges of the file) over distances lo < d <= hi (hi None:
+    no upper bound; lo, hi not on the file's edges are moved down to the nearest edge)."""
+    fine = [int(e) for e in data["edges"]]
+    a, b = _snap(lo, fine), None if hi is None else _snap(hi, fine)
+    exact = a == lo and (hi is None or b == hi)
+    first = 0 if a == 0 else fine.index(a) + 1
+    last = len(fine) + 1 if b is None else (0 if b == 0 else fine.index(b) + 1)
+    t = int(sum(data["tokens"][first:last]))
+    s = float(sum(data["bits_sum"][first:last]))
+    return t, (s / t if t else None), exact
+
+
+def _part_bits(data: dict, part: str) -> tuple[int, float | None]:
+    p = data[part]
+    t = int(p["tokens"])
+    return t, (float(p["bits_sum"]) / t if t else None)
+
+
+def _pair_buckets(window: int, txl_reach: int, ct_reach: int) -> list[tuple[str, int, int | None]]:
+    """(name, lo, hi) distance buckets of a CT / TXL pair: the window, the TXL's memory, beyond the TXL but
+    within the CT's reach, beyond both (buckets that would be empty by construction are left out)."""
+    edges = sorted({window, txl_reach, ct_reach})
+    out, lo = [], 0
+    for hi in edges + [None]:
+        if hi is not None and hi <= window:
+            name = "in the window"
+        elif hi is None or hi > max(txl_reach, ct_reach):
+            name = "beyond both reaches"
+        elif hi <= txl_reach and hi <= ct_reach:
+            name = "in both memories"
+        elif hi <= ct_reach:
+            name = "beyond the TXL, within the CT's reach"
+        else:
+            name = "beyond the CT, within the TXL's reach"
+        out.append((name, lo, hi))
+        lo = hi
+    return out
+
+
+def _range(lo: int, hi: int | None) -> str:
+    return f"> {lo:,}" if hi is None else f"({lo:,}, {hi:,}]"
+
+
+def remention_pair_buckets(pair: rules.Pair) -> list[tuple[str, int, int | None]]:
+    """The pair's buckets at the CT's window and both runs' reach (their first runs)."""
+    window = int(_remention_data(pair.ct.first)["window"])
+    return _pair_buckets(window, remention_reach(pair.txl.first), remention_reach(pair.ct.first))
+
+
+def remention_verdict(pair: rules.Pair, lo: int, hi: int | None) -> rules.Verdict:
+    """The rule on 'the CT is better on re-mentions at distances lo < d <= hi' (bits per token, per seed)."""
+    of = lambda r: remention_bits(_remention_data(r), lo, hi)[1] if r.analysis_file("remention.json") else None  # noqa: E731
+    return rules.verdict(pair.ct.values(of), pair.txl.values(of), lower_better=True)
+
+
+def remention(runs: list[Run]) -> list[Table]:
+    """Bits per token on real text by the distance back to the previous occurrence of the same word, one table
+    per dataset: CT vs TXL (mean +- std over seeds, CT - TXL with its 95% interval and the rule's verdict) per
+    reach bucket of the designated pair, or each setting's bits where no pair is designated.
+
+    No table and no index line when no run has analysis/remention.json: the report of runs made before
+    this table existed stays what it was."""
+    with_file = [r for r in runs if r.analysis_file("remention.json")]
+    chosen = list(filter(at_trained_size, with_file)) or with_file
+    if not chosen:
+        return []
+    datasets = list(dict.fromkeys(r.dataset for r in chosen))
+    return [_remention_table([r for r in chosen if r.dataset == ds]) for ds in datasets]
+
+
+def _remention_table(chosen: list[Run]) -> Table:
+    pairs, _ = rules.designated_pairs(chosen)
+    short = chosen[0].short_dataset
+    notes = ["distance: tokens (bytes for enwik8) from the start of a token's word back to the start of the same "
+             "word's previous occurrence in the same document; words as docs/text.md defines them (case-sensitive)",
+             "reach: what one layer attends to (window; + memory; + compression rate x compressed memory); "
+             "stacked layers see farther, so the buckets are the first-order reach"]
+    rows = []
+    if pairs:
+        p = pairs[0]                                   # sorted by split: the test split first
+        ct_first = _remention_data(p.ct.first)
+        buckets = remention_pair_buckets(p)
+        off_grid = set()
+        for name, lo, hi in buckets + [("first mention", -1, -1), ("no word", -2, -2), ("all tokens", -3, -3)]:
+            if lo >= 0:
+                of = lambda r, lo=lo, hi=hi: remention_bits(_remention_data(r), lo, hi)  # noqa: E731
+                for r in p.ct.runs + p.txl.runs:
+                    if not of(r)[2]:
+                        off_grid.add(r.path.name)
+                v = remention_verdict(p, lo, hi)
+                tokens = of(p.ct.first)[0]
+            else:
+                part = {-1: "first_mention", -2: "no_word", -3: "overall"}[lo]
+                of = lambda r, part=part: _part_bits(_remention_data(r), part) + (True,)  # noqa: E731
+                v = rules.verdict(p.ct.values(lambda r: of(r)[1]), p.txl.values(lambda r: of(r)[1]), lower_better=True)
+                tokens = of(p.ct.first)[0]
+            ct_v, txl_v = p.ct.values(lambda r: of(r)[1]), p.txl.values(lambda r: of(r)[1])
+            rows.append({"bucket": name, "distance": _range(lo, hi) if lo >= 0 else "–", "tokens": tokens,
+                         "CT bits": rules.mean_std(ct_v), "TXL bits": rules.mean_std(txl_v),
+                         "CT - TXL": -v.advantage,
+                         "95% interval": f"[{-v.hi:+.3g}, {-v.lo:+.3g}]" if not math.isnan(v.lo) else "–",
+                         "verdict": v.label})
+        notes.insert(0, f"CT {run_names(p.ct)} vs TXL {run_names(p.txl)} ({p.split}); buckets at the CT's window "
+                        f"{int(ct_first['window']):,}, the TXL's reach {remention_reach(p.txl.first):,} and the CT's "
+                        f"reach {remention_reach(p.ct.first):,}; tokens: the CT's first run")
+        notes.append("verdict by rule (analysis/rules.py) on 'the CT is better in this bucket': CT - TXL per seed "
+                     "(negative: the CT is better), 95% t-interval over seeds")
+        if off_grid:
+            notes.append(f"a bucket edge is not a bin edge in {', '.join(sorted(off_grid))}: moved down to the "
+                         "nearest bin edge there (re-evaluate with the current code to get every edge)")
+        runs_used = p.ct.runs + p.txl.runs
+    else:
+        found = rules.arms(chosen)
+        edges = sorted({int(e) for a in found for e in (_remention_data(a.first).get("reach_edges") or [])})
+        labels = [a.first.label if [b.first.label for b in found].count(a.first.label) == 1
+                  else f"{a.first.label} ({run_names(a)})" for a in found]
+        spans = [(_range(lo, hi), lo, hi) for lo, hi in zip([0] + edges, edges + [None])]
+        for name, lo, hi in spans + [("first mention", -1, -1), ("no word", -2, -2), ("all tokens", -3, -3)]:
+            row = {"bucket": name}
+            for label, a in zip(labels, found):
+                if lo >= 0:
+                    of = lambda r, lo=lo, hi=hi: remention_bits(_remention_data(r), lo, hi)[:2]  # noqa: E731
+                else:
+                    of = lambda r, lo=lo: _part_bits(_remention_data(r), {-1: "first_mention", -2: "no_word",  # noqa: E731
+                                                                          -3: "overall"}[lo])
+                row.setdefault("tokens", of(a.first)[0])
+                row[label] = rules.mean_std(a.values(lambda r: of(r)[1]))
+            rows.append(row)
+        notes.insert(0, "no designated CT / TXL pair among these runs (analysis/rules.py): each setting's bits per "
+                        "token (mean +- std over seeds), buckets at every setting's reach edges; no verdict")
+        runs_used = [r for a in found for r in a.runs]
+    return Table(f"remention_{_slug(short)}", f"Re-mentions on real text ({short}): bits per token by distance "
+                 "to the word's previous occurrence", pd.DataFrame(rows), notes, scale_frame(runs_used))

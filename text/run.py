@@ -173,11 +173,12 @@ def evaluate_run(run_dir: str, split: str | None = None, mem_len: int | None = N
                                          cmem_len=None if cmem_len < 0 else cmem_len)
     tokens = ds.split(split)
     longrange = cfg.data.dataset.startswith("longrange")   # longrange, longrange-topic
+    remention = not longrange and not max_windows   # real text scored whole: re-mention table (text/remention.py)
     t0 = time.time()
     r = evaluate(model, tokens, window=cfg.eval.window or cfg.data.window, device=dev,
                  batch_size=batch_size or cfg.eval.batch_size, max_windows=max_windows,
                  doc_starts=ds.doc_starts(split) if cfg.data.reset_at_doc else None,
-                 collect=save_analysis or longrange, attention=save_analysis,
+                 collect=save_analysis or longrange or remention, attention=save_analysis,
                  dynamic_lr=cfg.eval.dynamic_lr if dynamic_eval else 0.0, precision=cfg.train.precision,
                  progress=sys.stderr.isatty() if progress is None else progress)
     whole = r.extras["scored_fraction"] > 0.99 and not max_windows
@@ -203,6 +204,14 @@ def evaluate_run(run_dir: str, split: str | None = None, mem_len: int | None = N
         atomic_write_json(out / "analysis" / "longrange.json", report)
         results["longrange"] = {"remention_bits": report["remention"]["bits"],
                                 "buckets": [{k: b[k] for k in ("lo", "hi", "tokens", "bits")} for b in report["buckets"]]}
+    if remention and whole:
+        from .remention import report as remention_report, summary as remention_summary
+        rep = remention_report(ds, split, r.token_loss, r.position, cfg.eval.window or cfg.data.window,
+                               results["mem_len"], results["cmem_len"], results["compression_rate"])
+        if rep is not None:   # None: no words in this vocabulary
+            rep.update(dataset=cfg.data.dataset, split=split, model=cfg.model.name, preset=cfg.preset)
+            atomic_write_json(out / "analysis" / "remention.json", rep)
+            results["remention"] = remention_summary(rep)
     results["results_file"] = str(write_results(out, results))
     return results
 
