@@ -118,6 +118,17 @@ def _relative_scores(q_u, q_v, k, r_padded, mask):
     return scores.add_(torch.where(mask, scores.new_zeros(()), lowest)), qv_heads
 
 
+
+def _in_autocast_dtype(w: torch.Tensor) -> torch.Tensor:
+    """A float32 weight in the autocast dtype when autocast is on for its device, else as it is. Cast once
+    here because autocast casts a *slice* of a weight anew at every matmul that reads it (it caches casts
+    of leaf tensors only): the per-part projections would cast the key/value rows once per part, and
+    backward would cast each of their gradients back."""
+    device = w.device.type
+    if w.dtype == torch.float32 and torch.is_autocast_enabled(device):
+        return w.to(torch.get_autocast_dtype(device))
+    return w
+
 class RecomputedRelativeAttention(torch.autograd.Function):
     """softmax(AC + BD) V that keeps only its inputs for backward and recomputes the [B, H, T, K]
     probabilities there, as fused GPU kernels do: per layer it saves none of the B·H·T·K tensors (the
@@ -210,7 +221,7 @@ class RelativeMultiHeadAttention(nn.Module):
         # the inputs for backward (the memories themselves are what the projection saves).
         # One split of the weight: its backward is one concatenation, where a slice per use would build
         # a zero-filled weight-sized gradient for each of them.
-        w_q, w_kv = self.qkv.weight.split([d, 2 * d])
+        w_q, w_kv = _in_autocast_dtype(self.qkv.weight).split([d, 2 * d])
         q = self.project(h, w_q).squeeze(0)                                            # [B, H, T, dh]
         parts = [self.project(x, w_kv) for x in (*memories, h) if x.shape[1]]
         k = torch.cat([p[0] for p in parts], dim=2)                                    # [B, H, K, dh]

@@ -11,8 +11,15 @@ from torch import nn
 
 
 def content_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Content-based attention without positions. q: [B, H, T, dh], k, v: [B, H, N, dh] -> [B, H, T, dh]."""
-    return F.scaled_dot_product_attention(q, k, v)
+    """Content-based attention without positions. q: [B, H, T, dh], k, v: [B, H, N, dh] -> [B, H, T, dh].
+
+    On the CPU it is written out (two batched matmuls around a softmax): at the loss's sizes (N = the evicted
+    memories, tens to hundreds of keys) torch's CPU flash kernel runs 2-6x slower forward and backward, in
+    bf16 most of all (core/bench.py's profile: 13% of a bf16 Compressive Transformer step). GPUs keep SDPA."""
+    if q.is_cuda:
+        return F.scaled_dot_product_attention(q, k, v)
+    scores = torch.matmul(q, k.transpose(-1, -2)) * q.shape[-1] ** -0.5
+    return torch.matmul(torch.softmax(scores, dim=-1), v)
 
 
 def attention_reconstruction_loss(q: torch.Tensor, old_k: torch.Tensor, old_v: torch.Tensor,
