@@ -29,6 +29,12 @@ def window_nll(model, batch: Window, state, device) -> tuple[torch.Tensor, int, 
     return nats, int((targets != IGNORE).sum()), state, aux
 
 
+def stream_seed(data_seed: int, train_seed: int, rank: int) -> int:
+    """The seed of a rank's training streams: train.seed changes the data order (data.seed also picks the
+    splits, which seeds of one comparison must share); train.seed 0 keeps the order it always had."""
+    return data_seed * 1009 + train_seed * 100_003 + rank
+
+
 class ResumableStreams:
     """AudioStreams with a state_dict (the window count); loading replays the same seeded windows."""
 
@@ -49,9 +55,12 @@ class ResumableStreams:
         return next(self.streams)
 
     def state_dict(self) -> dict:
-        return {"windows": self.windows}
+        return {"windows": self.windows, "seed": self.args[-1]}
 
     def load_state_dict(self, state: dict) -> None:
+        if "seed" in state and int(state["seed"]) != self.args[-1]:
+            raise ValueError("the saved data stream was drawn with another seed: resume with the train.seed and "
+                             "data.seed that wrote it")
         self._make()
         for _ in range(int(state["windows"])):
             next(self.streams)
@@ -105,7 +114,7 @@ class SpeechTask:
     def train_stream(self, batch_size: int, rank: int, world_size: int) -> ResumableStreams:
         d = self.cfg.data
         return ResumableStreams(self.corpus.splits["train"], batch_size, self.cfg.model.window,
-                                d.reset_at_file_boundary, seed=d.seed * 1009 + rank)
+                                d.reset_at_file_boundary, seed=stream_seed(d.seed, self.cfg.train.seed, rank))
 
     def init_state(self, batch_size: int, device):
         return self.model.init_state(batch_size, device)

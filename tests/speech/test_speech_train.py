@@ -193,3 +193,18 @@ def test_device_error_names_the_flag(tmp_path, capsys):
     for command in (["eval"], ["sample", "--seconds", "0.01", "--out", str(tmp_path / "s.wav")]):
         assert speech_main([*command, "--run", str(run), "--device", "cuda"]) == 2
         assert "--device 'cuda': CUDA is not available" in capsys.readouterr().err
+
+
+def test_the_training_seed_sets_the_data_order_and_resume_checks_it():
+    """train.seed draws other training windows from the same splits (data.seed picks the splits); seed 0
+    keeps the old order; a saved stream refuses another seed."""
+    first = {}
+    for seed in (0, 1):
+        cfg = load_speech_config("cpu-synth", TINY_CT + TINY_TRAIN + TINY_SYNTH + [f"train.seed={seed}"])
+        corpus = load_corpus(cfg.data, splits=("train",))
+        stream = SpeechTask(cfg, corpus, build_model(cfg.model)).train_stream(cfg.train.batch_size, 0, 1)
+        first[seed] = (next(stream), stream.state_dict())
+    assert first[0][1]["seed"] == cfg.data.seed * 1009                     # seed 0: the order it always had
+    assert not torch.equal(first[0][0].inputs, first[1][0].inputs)
+    with pytest.raises(ValueError, match="another seed"):
+        stream.load_state_dict(first[0][1])
