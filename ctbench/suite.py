@@ -16,6 +16,11 @@ The run list is data, not code: configs/suite/<preset>.toml holds one `[[step]]`
     copy_from = "{dir:text-ct}"      # start {dir} as a copy of that run (config + checkpoints, no results):
                                      # evaluations at other memory sizes then get their own results.json
 
+`[suite] measured = "results/cpu-runs"` names a folder of earlier runs of the same step names: the plan
+(`--dry-run`) estimates each step's wall time from them (a training step: the run's training time; an
+evaluation: its eval_time_s), or, for a step that will resume, from its own metrics.jsonl (time per step so
+far x the steps left). A step with neither says so; the plan ends with the total.
+
 `{dir}` is this step's run directory, `{dir:NAME}` another step's (which makes this step depend on it),
 `{runs}` the suite's runs_dir. Each step runs as a subprocess (`ctbench` is this Python's
 `-m ctbench.cli`), so one failing run is reported and the others still run.
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import importlib.util
+import json
 import os
 import re
 import shlex
@@ -64,6 +70,7 @@ class Suite:
     runs_dir: Path
     report_dir: Path
     steps: tuple[Step, ...]
+    measured: Path | None = None    # earlier runs of these steps, for the plan's wall-time estimates
 
     def dir_of(self, step: str) -> Path:
         return self.runs_dir / step
@@ -111,7 +118,8 @@ def load_suite(preset: str) -> Suite:
         raise SuiteError(f"{path}: no [[step]] entries")
     runs_dir = Path(head.get("runs_dir", f"runs/{path.stem}"))
     suite = Suite(name=path.stem, path=path, description=head.get("description", ""), runs_dir=runs_dir,
-                  report_dir=Path(head.get("report_dir", runs_dir / "report")), steps=tuple(steps))
+                  report_dir=Path(head.get("report_dir", runs_dir / "report")), steps=tuple(steps),
+                  measured=Path(head["measured"]) if head.get("measured") else None)
     for s in suite.steps:
         for dep in suite.depends_on(s):
             if dep not in names:
@@ -213,15 +221,78 @@ def resolve_argv(argv: list[str]) -> list[str]:
     return [sys.executable, "-m", "ctbench.cli", *argv[1:]] if argv and argv[0] == "ctbench" else argv
 
 
+# --------------------------------------------------------------------------- wall-time estimates
+def _json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and x == x
+
+
+def _resume_estimate(run_dir: Path) -> tuple[float, str] | None:
+    """Seconds left for a run that will resume: its time per step so far x the steps left."""
+    try:
+        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        steps = int(tomllib.loads((run_dir / "config.toml").read_text())["train"]["steps"])
+    except (OSError, ValueError, KeyError, TypeError, tomllib.TOMLDecodeError):
+        return None
+    done = [r for r in rows if r.get("split") == "train" and _number(r.get("step")) and _number(r.get("time_s"))]
+    if not done or done[-1]["step"] <= 0:
+        return None
+    last = done[-1]
+    return (last["time_s"] / last["step"] * max(0, steps - last["step"]),
+            f"{last['step']:,} of {steps:,} steps done at {last['time_s'] / last['step']:.2f} s/step")
+
+
+def estimate(suite: Suite, p: Planned) -> tuple[float | None, str]:
+    """(seconds or None, how it was estimated) for a step that will run or resume."""
+    argv = p.argv
+    action = argv[2] if len(argv) > 2 and Path(argv[0]).name == "ctbench" else ""
+    if p.status == "resume" and action == "train":
+        found = _resume_estimate(suite.dir_of(p.step.name))
+        if found:
+            return found[0], f"resume: {found[1]}"
+    if suite.measured is None or action not in ("train", "eval"):
+        return None, "no estimate"
+    if action == "eval":
+        target = Path(argv[argv.index("--run") + 1]).name if "--run" in argv[:-1] else p.step.name
+        res = _json(suite.measured / target / "results.json")
+        if res and res.get("source") == "eval" and _number(res.get("eval_time_s")):
+            return float(res["eval_time_s"]), f"as evaluated for {suite.measured / target}"
+    else:
+        res = _json(suite.measured / p.step.name / "results.json")
+        if res and _number(res.get("wall_time_s")):
+            return float(res["wall_time_s"]), f"as trained for {suite.measured / p.step.name}"
+    return None, f"no estimate: no earlier run in {suite.measured}"
+
+
 def print_plan(suite: Suite, planned: list[Planned]) -> None:
+    from analysis.tables import fmt_duration
     print(f"suite {suite.name} ({suite.path}): {suite.description}".rstrip(": "))
     print(f"runs under {suite.runs_dir}/, report to {suite.report_dir}/")
+    total, unknown = 0.0, 0
     for i, p in enumerate(planned, 1):
         tag = {"run": "run", "resume": "resume", "done": "skip (done)", "cannot": "cannot run"}[p.status]
         print(f"[{i}/{len(planned)}] {p.step.name}: {tag}" + (f" ({p.reason})" if p.reason else ""))
         if p.step.why:
             print(f"      {p.step.why}")
         print(f"      $ {shlex.join(p.argv)}")
+        if p.status in ("run", "resume"):
+            seconds, how = estimate(suite, p)
+            if seconds is None:
+                unknown += 1
+                print(f"      wall time: {how}")
+            else:
+                total += seconds
+                print(f"      wall time: ~{fmt_duration(seconds)} ({how})")
+    if total or unknown:
+        print(f"estimated wall time, one step after another: ~{fmt_duration(total)}"
+              + (f", plus {unknown} step(s) without an estimate" if unknown else ""))
     print(f"then: ctbench report {suite.runs_dir} --out {suite.report_dir}")
 
 
@@ -288,7 +359,7 @@ def main(argv: list[str] | None = None, machine: Machine | None = None) -> int:
         if args.runs_dir or args.out:
             runs_dir = Path(args.runs_dir) if args.runs_dir else suite.runs_dir
             report_dir = Path(args.out) if args.out else (runs_dir / "report" if args.runs_dir else suite.report_dir)
-            suite = Suite(suite.name, suite.path, suite.description, runs_dir, report_dir, suite.steps)
+            suite = Suite(suite.name, suite.path, suite.description, runs_dir, report_dir, suite.steps, suite.measured)
         planned = plan(suite, machine or Machine(), args.only)
     except SuiteError as err:
         print(f"ctbench suite: {err}", file=sys.stderr)

@@ -233,3 +233,35 @@ def test_every_train_step_names_a_real_preset_and_real_fields(preset):
         loaders[argv[1]](name, sets)      # raises ConfigError naming the bad field
         checked += 1
     assert checked > 0
+
+
+def test_dry_run_estimates_wall_time_from_measured_runs_and_resumes(tmp_path, capsys):
+    """Training steps: the measured run's training time; evaluations: its eval_time_s; a run that will resume:
+    its own time per step x the steps left; no earlier run: said so; the total sums the estimates."""
+    measured = tmp_path / "published"
+    for name, res in (("tr", {"wall_time_s": 600.0}), ("tr2", {"wall_time_s": 300.0, "eval_time_s": 30.0,
+                                                             "source": "eval"})):
+        (measured / name).mkdir(parents=True)
+        (measured / name / "results.json").write_text(json.dumps(res))
+    body = f'[suite]\nruns_dir = "{tmp_path / "runs"}"\nmeasured = "{measured}"\n'
+    for name, cmd in (("tr", "ctbench text train --preset p --run-dir {dir}"),
+                      ("tr2", "ctbench text train --preset p --run-dir {dir}"),
+                      ("tr2-eval", "ctbench text eval --run {dir:tr2}"),
+                      ("new", "ctbench text train --preset p --run-dir {dir}")):
+        body += f'[[step]]\nname = "{name}"\ncmd = "{cmd}"\nresume = "--resume"\n'
+    path = tmp_path / "s.toml"
+    path.write_text(body)
+    run = tmp_path / "runs" / "tr2"                       # half done here: 100 of 400 steps in 50 s
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "latest.pt").write_bytes(b"")
+    (run / "config.toml").write_text("[train]\nsteps = 400\n")
+    (run / "metrics.jsonl").write_text(json.dumps({"split": "train", "step": 100, "time_s": 50.0}) + "\n")
+    rc, out = run_main(["--preset", str(path), "--dry-run"], capsys)
+    lines = out.splitlines()
+    est = [l.strip() for l in lines if l.strip().startswith("wall time:")]
+    assert rc == 0 and est == [
+        f"wall time: ~10.0 min (as trained for {measured / 'tr'})",
+        "wall time: ~2.5 min (resume: 100 of 400 steps done at 0.50 s/step)",
+        f"wall time: ~30 s (as evaluated for {measured / 'tr2'})",
+        f"wall time: no estimate: no earlier run in {measured}"]
+    assert "estimated wall time, one step after another: ~13.0 min, plus 1 step(s) without an estimate" in out
