@@ -232,6 +232,21 @@ def _sweep(runs: list[Run]) -> list[dict]:
                          f"{SUITE} 'text-lr-ct-*'")]
 
 
+def _memory_used(runs: list[Run]) -> list[dict]:
+    """Section 3 of issue 14: removing the compressed memory at evaluation (same weights, same tokens) costs loss."""
+    rows = []
+    for a in tables.ablation_pairs(runs):
+        if a.model != "compressive" or a.evaluated[1] != 0 or a.evaluated[0] != a.trained[0]:
+            continue
+        v = a.verdict()
+        rows.append(_row(f"the CT uses its compressed memory ({a.runs[0].short_dataset}, {a.split})",
+                         "Section 5 (implied; no table)",
+                         f"scored without it: {v.advantage:+.3g} {a.unit} (trained {rules.mean_std(a.base)})", v,
+                         a.runs, f"{SUITE} 'text-enwik8-ct*' (the -cmem0 evaluation copies)"))
+    return rows or [_row("the CT uses its compressed memory", "Section 5 (implied; no table)", "", None, [],
+                         f"{SUITE} 'text-enwik8-ct*'")]
+
+
 def _rl(runs: list[Run]) -> list[dict]:
     rl = [r for r in runs if r.domain == "rl" and r.model == "compressive"]
     rows = []
@@ -292,7 +307,7 @@ def _updates(runs: list[Run]) -> list[dict]:
 
 
 CLAIMS: list[Callable[[list[Run]], list[dict]]] = [_pairs_claims, _beyond_reach, _remention, _rare_words, _table5,
-                                                   _figure2, _figure6, _sweep, _rl, _updates]
+                                                   _figure2, _figure6, _sweep, _memory_used, _rl, _updates]
 
 
 def claims(runs: list[Run]) -> Table:

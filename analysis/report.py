@@ -21,6 +21,7 @@ BUILDERS = [
     ("tables", tables.table7),
     ("tables", tables.table5),
     ("tables", tables.sweeps),
+    ("tables", tables.ablations),     # nothing at all without evaluation copies at other memory sizes
     ("figures", figures.figure3),
     ("figures", figures.figure4),
     ("figures", figures.figure5),

@@ -280,6 +280,83 @@ def sweeps(runs: list[Run]) -> list[Table]:
     return tables
 
 
+# --------------------------------------------------------------------------- paired memory ablations
+@dataclass
+class Ablation:
+    """One trained arm evaluated at another memory size: {seed: bits} at the trained size and at the other."""
+    dataset: str
+    model: str
+    split: str
+    unit: str
+    trained: tuple        # (mem_len, cmem_len) as trained
+    evaluated: tuple      # (mem_len, cmem_len) at evaluation
+    base: dict
+    other: dict
+    runs: list
+
+    def verdict(self) -> rules.Verdict:
+        """The trained size's advantage over the other (positive: the other size scores worse), paired by seed
+        over the seeds scored both ways (a seed evaluated one way only does not enter)."""
+        seeds = set(self.base) & set(self.other)
+        return rules.verdict({s: self.base[s] for s in seeds}, {s: self.other[s] for s in seeds}, lower_better=True)
+
+
+def ablation_pairs(runs: list[Run]) -> list[Ablation]:
+    """Within-model ablations: the same trained weights scored on the same tokens at their trained memory
+    sizes and at others (evaluation copies, `ctbench text eval --run COPY --cmem-len N`), grouped over seeds.
+    Runs of one arm share config.toml apart from seeds (an evaluation copy keeps its run's config)."""
+    scored = [r for r in runs if r.config and (sc := rules.score(r.results)) and is_number(sc[0])
+              and is_number(r.results.get("mem_len")) and is_number(r.results.get("cmem_len"))]
+    groups: dict[tuple, list[Run]] = {}
+    for r in scored:
+        key = (r.domain, r.dataset, r.model, str(r.results.get("split")), str(r.results.get("metric")),
+               rules.setting(r.config))
+        groups.setdefault(key, []).append(r)
+    out = []
+    for (_, ds, model, split, metric, _), rs in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        base = {rules.seed_of(r): rules.score(r.results)[0] for r in sorted(rs, key=lambda r: str(r.path))
+                if at_trained_size(r)}
+        trained = next(((r.results["mem_len"], r.results["cmem_len"]) for r in rs if at_trained_size(r)), None)
+        sizes = sorted({(r.results["mem_len"], r.results["cmem_len"]) for r in rs if not at_trained_size(r)})
+        if trained is None or not base:
+            continue
+        for size in sizes:
+            at = [r for r in rs if (r.results["mem_len"], r.results["cmem_len"]) == size and not at_trained_size(r)]
+            other = {rules.seed_of(r): rules.score(r.results)[0] for r in sorted(at, key=lambda r: str(r.path))}
+            out.append(Ablation(ds, model, split, rules.score(rs[0].results)[1], trained, size, base, other,
+                                [r for r in rs if at_trained_size(r)] + at))
+    return out
+
+
+def ablations(runs: list[Run]) -> list[Table]:
+    """Paired memory ablations: what removing or enlarging a memory at evaluation changes, same weights and
+    tokens, the difference paired by seed with its 95% interval (analysis/rules.py). Nothing (no index line)
+    without evaluation copies at other memory sizes (`ctbench text eval --run COPY --cmem-len 0`)."""
+    found = ablation_pairs(runs)
+    if not found:
+        return []
+    rows = []
+    for a in found:
+        v = a.verdict()
+        seeds = sorted(set(a.base) & set(a.other), key=str)
+        diff = [a.other[s] - a.base[s] for s in seeds]
+        rows.append({"dataset": a.dataset, "model": a.model, "split": a.split,
+                     "trained mem / cmem": f"{a.trained[0]} / {a.trained[1]}",
+                     "evaluated mem / cmem": f"{a.evaluated[0]} / {a.evaluated[1]}",
+                     "seeds": len(seeds), "trained size": rules.mean_std(a.base), "evaluated size": rules.mean_std(a.other),
+                     "evaluated - trained": f"{np.mean(diff):+.4f}" if diff else "–",
+                     "95% interval": "–" if math.isnan(v.lo) else f"[{v.lo:+.4f}, {v.hi:+.4f}]",
+                     "unit": a.unit,
+                     "reading": ("the evaluated size scores worse" if v.label == "reproduced" else
+                                 "the evaluated size scores better" if v.label == "NOT reproduced" else
+                                 "no difference beyond seed noise" if v.label == "tie" else v.label)})
+    notes = ["evaluated - trained > 0: the memory removed (or the size changed) cost that many bits per token; "
+             "the interval is over seeds, each seed's two scores made by the same weights on the same tokens",
+             "made by: ctbench suite --preset cpu --only 'text-enwik8-*' (the *-cmem0, *-cmem256, *-mem512 steps)"]
+    return [Table("ablations", "Paired memory ablations (same weights, same tokens)", pd.DataFrame(rows), notes,
+                  scale_frame([r for a in found for r in a.runs]))]
+
+
 def _slug(s: str) -> str:
     return "".join(ch if ch.isalnum() else "-" for ch in s.lower()).strip("-") or "x"
 

@@ -14,7 +14,8 @@ def test_claims_list_every_claim_with_not_run_and_its_command(tmp_path):
         "compressed memory helps beyond the TXL's range", "the CT's gain is largest on rare words",
         "conv + attention-reconstruction loss is the best compressor",
         "attention rises from the oldest memory into the compressed memory", "the first layer is the most compressible",
-        "a larger compressed memory at evaluation helps", "c=4 learns the memory task, c=1 does not",
+        "a larger compressed memory at evaluation helps", "the CT uses its compressed memory",
+        "c=4 learns the memory task, c=1 does not",
         "fewer parameter updates beat learning-rate decay"]
     assert set(df.verdict) == {"not run"} and all(c.startswith("ctbench ") for c in df.command)
     assert "train.update_every=4" in df.set_index("claim").loc["fewer parameter updates beat learning-rate decay",

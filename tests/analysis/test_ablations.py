@@ -1,0 +1,63 @@
+"""The paired memory ablations (analysis/tables.py `ablations`) and the claims row "the CT uses its compressed
+memory", on synthetic run directories: trained runs and their evaluation copies at other memory sizes."""
+import numpy as np
+
+from analysis import claims, tables
+from analysis.runs import load_runs
+from analysis_fixtures import make_run
+
+TRAINED = {0: 2.30, 1: 2.32, 2: 2.28}
+NO_CMEM = {0: 2.40, 1: 2.43, 2: 2.37}        # removing the compressed memory costs 0.10, 0.11, 0.09
+BIGGER = {0: 2.301, 1: 2.318, 2: 2.282}      # +0.001, -0.002, +0.002: noise
+
+
+def arm(root, name, seed, value, mem=128, cmem=128, model="compressive", trained=(128, 128)):
+    config = f'[model]\nd_model = 32\nmem_len = {trained[0]}\ncmem_len = {trained[1]}\n[train]\nseed = {seed}\n'
+    make_run(root, name, config=config, model=model, dataset="enwik8", value=value, mem_len=mem, cmem_len=cmem,
+             train_mem_len=trained[0], train_cmem_len=trained[1])
+
+
+def make_ablations(root, seeds=(0, 1, 2)):
+    for s in seeds:
+        sfx = "" if s == 0 else f"-seed{s}"
+        arm(root, f"ct{sfx}", s, TRAINED[s])
+        arm(root, f"ct-cmem0{sfx}", s, NO_CMEM[s], cmem=0)
+        arm(root, f"ct-cmem256{sfx}", s, BIGGER[s], cmem=256)
+        arm(root, f"txl{sfx}", s, 2.35, mem=256, cmem=0, model="transformerxl", trained=(256, 0))
+
+
+def test_rows_pair_each_seed_with_its_own_trained_weights(tmp_path):
+    make_ablations(tmp_path)
+    [t] = tables.ablations(load_runs([tmp_path]))
+    df = t.frame.set_index("evaluated mem / cmem")
+    assert list(df.index) == ["128 / 0", "128 / 256"]          # the TXL has no evaluation copy: no row
+    row = df.loc["128 / 0"]
+    assert row["trained mem / cmem"] == "128 / 128" and row["seeds"] == 3
+    diffs = np.array([NO_CMEM[s] - TRAINED[s] for s in (0, 1, 2)])
+    assert row["evaluated - trained"] == f"{diffs.mean():+.4f}"
+    lo, hi = (float(x) for x in row["95% interval"].strip("[]").split(", "))
+    assert lo < diffs.mean() < hi and lo > 0                   # paired: 0.09-0.11 apart in every seed
+    assert row["reading"] == "the evaluated size scores worse"
+    assert df.loc["128 / 256", "reading"] == "no difference beyond seed noise"
+
+
+def test_an_unpaired_seed_does_not_enter_the_difference(tmp_path):
+    make_ablations(tmp_path, seeds=(0, 1))
+    arm(tmp_path, "ct-seed2", 2, 9.0)                           # trained, but never evaluated without cmem
+    row = tables.ablations(load_runs([tmp_path]))[0].frame.set_index("evaluated mem / cmem").loc["128 / 0"]
+    assert row["seeds"] == 2
+    assert row["evaluated - trained"] == f"{np.mean([NO_CMEM[s] - TRAINED[s] for s in (0, 1)]):+.4f}"
+    assert row["reading"] == "the evaluated size scores worse"   # paired over seeds 0, 1: not Welch with seed 2
+
+
+def test_claims_row_says_the_compressed_memory_is_used(tmp_path):
+    make_ablations(tmp_path)
+    df = claims.claims(load_runs([tmp_path])).frame
+    row = df[df.claim.str.startswith("the CT uses its compressed memory")].iloc[0]
+    assert row["verdict"] == "reproduced" and row["seeds"] == "3 vs 3"
+    assert "+0.1" in row["ours"]
+
+
+def test_without_evaluation_copies_there_is_no_table(tmp_path):
+    arm(tmp_path, "ct", 0, 2.3)
+    assert tables.ablations(load_runs([tmp_path])) == []
