@@ -202,6 +202,19 @@ REGISTRY: tuple[Mutation, ...] = (
         "    return 100.0 * (episode_return - random) / (human - random)",
         "    return 100.0 * (episode_return - random) / human",
         ("tests/rl/test_rl_envs.py::test_human_normalised_score_against_published_points",)),
+    Mutation(
+        "text-seed-leaves-data-order", "text/task.py",
+        "offset=stream_offset(self.cfg.train.seed, len(tokens)))", "offset=0)",
+        ("tests/text/test_text_train.py::test_the_training_seed_sets_the_data_order",)),
+    Mutation(
+        "speech-seed-leaves-data-order", "speech/task.py",
+        "return data_seed * 1009 + train_seed * 100_003 + rank", "return data_seed * 1009 + rank",
+        ("tests/speech/test_speech_train.py::test_the_training_seed_sets_the_data_order_and_resume_checks_it",)),
+    Mutation(
+        "ablation-unpaired-seeds", "analysis/tables.py",
+        "return rules.verdict({s: self.base[s] for s in seeds}, {s: self.other[s] for s in seeds}, lower_better=True)",
+        "return rules.verdict(self.base, self.other, lower_better=True)",
+        ("tests/analysis/test_ablations.py::test_an_unpaired_seed_does_not_enter_the_difference",)),
 )
 
 
