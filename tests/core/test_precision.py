@@ -52,7 +52,8 @@ def test_bf16_without_native_support_is_refused_naming_the_setting(flags):
         autocast("cpu", "bf16", "run.precision")
 
 
-def test_cpu_flags_come_from_proc_cpuinfo_unless_overridden(flags):
+def test_cpu_flags_come_from_proc_cpuinfo_unless_overridden(flags, monkeypatch):
+    monkeypatch.delenv(FLAGS_ENV)
     with open("/proc/cpuinfo") as f:
         line = next(line for line in f if line.split(":")[0].strip() in ("flags", "Features"))
     assert cpu_flags() == frozenset(line.split(":", 1)[1].split())
