@@ -45,7 +45,7 @@ def test_an_unpaired_seed_does_not_enter_the_difference(tmp_path):
     make_ablations(tmp_path, seeds=(0, 1))
     arm(tmp_path, "ct-seed2", 2, 9.0)                           # trained, but never evaluated without cmem
     row = tables.ablations(load_runs([tmp_path]))[0].frame.set_index("evaluated mem / cmem").loc["128 / 0"]
-    assert row["seeds"] == 2
+    assert row["seeds"] == 2 and row["trained size"].endswith("(2 seeds)")   # only the seeds scored both ways
     assert row["evaluated - trained"] == f"{np.mean([NO_CMEM[s] - TRAINED[s] for s in (0, 1)]):+.4f}"
     assert row["reading"] == "the evaluated size scores worse"   # paired over seeds 0, 1: not Welch with seed 2
 
