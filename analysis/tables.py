@@ -202,14 +202,27 @@ def table5(runs: list[Run]) -> Table:
           and at_trained_size(r)]
     if not ct:
         raise MissingInput("Table 5 needs text runs of the Compressive Transformer (compression x loss sweep)")
+    # one row per setting (arm: runs equal but for the seed), its mean over seeds; within a dataset only the
+    # arms trained like most of them (a schedule variant of conv + attention is not a Table 5 row)
+    arms = rules.arms(ct)
+    training = {id(a): rules.setting(a.first.config, ("model", "preset", "eval")) if a.first.config else "" for a in arms}
+    common: dict[str, str] = {}
+    for ds in {a.first.dataset for a in arms}:
+        keys = [training[id(a)] for a in arms if a.first.dataset == ds]
+        common[ds] = max(sorted(set(keys)), key=keys.count)
+    left_out = [a for a in arms if training[id(a)] != common[a.first.dataset]]
+    arms = [a for a in arms if training[id(a)] == common[a.first.dataset]]
+    ct = [r for a in arms for r in a.runs]
     rows = []
-    for r in ct:
-        res = r.results
+    for a in arms:
+        res, values = a.first.results, a.values(lambda r: r.results.get("value"))
         comp, loss = paper.norm_key(res.get("compression")), paper.norm_key(res.get("compression_loss"))
-        rows.append({"dataset": r.dataset, "compression": comp, "compression_loss": loss,
+        v = np.array(list(values.values()), dtype=np.float64)
+        rows.append({"dataset": a.first.dataset, "compression": comp, "compression_loss": loss,
                      "c": res.get("compression_rate"), "split": res.get("split"), "metric": res.get("metric"),
-                     "ours": res["value"],
-                     "paper_bpc": paper.table5_paper(comp, loss), "run": r.path.name})
+                     "ours": float(v.mean()), "std over seeds": float(v.std(ddof=1)) if len(v) > 1 else None,
+                     "seeds": len(v), "paper_bpc": paper.table5_paper(comp, loss),
+                     "run": ", ".join(r.path.name for r in a.runs)})
     df = pd.DataFrame(rows)
     # A dataset with a single compressor/loss setting is a main-result run, not part of a sweep: where some
     # dataset has a sweep, only swept datasets are shown.
@@ -227,10 +240,10 @@ def table5(runs: list[Run]) -> Table:
         notes.append("only one compressor/loss setting in these runs: run the sweep for a comparison")
     if df["split"].nunique() > 1:
         notes.append("rows come from different splits (train-time validation subset vs evaluation): compare within a split")
-    trainings = {rules.setting(r.config, ("model", "preset", "eval")) for r in ct if r.config}
-    if len(trainings) > 1:
-        notes.append(f"the rows were trained with {len(trainings)} different data/training settings (config.toml "
-                     "beyond the compressor): rows of different settings are not comparable")
+    if left_out:
+        notes.append("left out, trained with other data/training settings than the sweep (config.toml beyond the "
+                     "compressor): " + ", ".join(r.path.name for a in left_out for r in a.runs))
+    notes.append("ours: mean over seeds (a seed: initial weights and data order); std: sample std over seeds")
     if not any(paper.norm_dataset(r.dataset) == "enwik8" for r in ct):
         notes.append("our runs are not on enwik8: compare orderings, not values")
     return Table("table5_compression", "Table 5: compression function x compression loss",

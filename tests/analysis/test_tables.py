@@ -187,6 +187,22 @@ def test_table5_lists_compressors_with_paper_bpc(tmp_path):
     assert "0.996" in t.markdown() and "params" in t.markdown()
 
 
+def test_table5_rows_are_settings_averaged_over_seeds_without_schedule_variants(tmp_path):
+    for seed, (conv, maxp) in enumerate([(1.10, 1.20), (1.12, 1.24)]):
+        seeded = f"[train]\nseed = {seed}\n"
+        make_run(tmp_path, f"conv{seed}", dataset="enwik8", value=conv, config=seeded)
+        make_run(tmp_path, f"maxp{seed}", dataset="enwik8", value=maxp, compression="max_pool",
+                 compression_loss="none", config=seeded)
+    make_run(tmp_path, "conv-update4", dataset="enwik8", value=0.5, config="[train]\nupdate_every = 4\n")
+    t = tables.table5(load_runs([tmp_path]))
+    f = t.frame.set_index("compression")
+    assert list(f.index) == ["max_pool", "conv"] and list(f.seeds) == [2, 2]
+    assert f.loc["conv", "ours"] == pytest.approx(1.11) and f.loc["max_pool", "ours"] == pytest.approx(1.22)
+    assert f.loc["conv", "std over seeds"] == pytest.approx(np.std([1.10, 1.12], ddof=1))
+    assert f.loc["conv", "run"] == "conv0, conv1"
+    assert any("left out" in n and "conv-update4" in n for n in t.notes)
+
+
 def test_sweeps_need_two_sizes_and_show_paper_values(tmp_path):
     make_run(tmp_path, "e1", dataset="enwik8", cmem_len=1024, value=1.05)
     with pytest.raises(MissingInput, match="2\\+ memory sizes"):
