@@ -68,9 +68,12 @@ def attention_mask(t: int, prefix: int, same_length: bool, key_valid: torch.Tens
 
 
 def _biased_queries(q, r_w_bias, r_r_bias, scale):
-    """q: [B, H, T, dh]; biases [H, dh] -> (q + u) * scale, (q + v) * scale, each [B, H, T, dh].
-    The scale goes into the queries, so the [B, H, T, K] scores are built in place, once."""
-    return (torch.add(q, r_w_bias[:, None]).mul_(scale), torch.add(q, r_r_bias[:, None]).mul_(scale))
+    """q: [B, H, T, dh]; biases [H, dh] -> (q + u) * scale, (q + v) * scale, each [B, H, T, dh] in q's dtype.
+    The scale goes into the queries, so the [B, H, T, K] scores are built in place, once. Under autocast q is
+    bf16 and the biases float32: adding them in q's dtype rounds the sum once, as the matmul's cast of a
+    float32 sum would, without making float32 copies of the queries to cast back."""
+    return (torch.add(q, r_w_bias.to(q.dtype)[:, None]).mul_(scale),
+            torch.add(q, r_r_bias.to(q.dtype)[:, None]).mul_(scale))
 
 
 def _head_major_position(q_v: torch.Tensor, r_padded: torch.Tensor, n_keys: int):
