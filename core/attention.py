@@ -122,6 +122,11 @@ def _relative_scores(q_u, q_v, k, r_padded, mask):
 
 
 
+# A layer's attention probabilities up to this size are kept for backward; larger ones are recomputed there.
+# At the bench's reference size they are 3-6 MiB a layer, and recomputing them cost ~10% of a bf16 CT step.
+KEEP_PROBS_BYTES = 64 << 20
+
+
 def _in_autocast_dtype(w: torch.Tensor) -> torch.Tensor:
     """A float32 weight in the autocast dtype when autocast is on for its device, else as it is. Cast once
     here because autocast casts a *slice* of a weight anew at every matmul that reads it (it caches casts
@@ -132,10 +137,12 @@ def _in_autocast_dtype(w: torch.Tensor) -> torch.Tensor:
         return w.to(torch.get_autocast_dtype(device))
     return w
 
+
 class RecomputedRelativeAttention(torch.autograd.Function):
-    """softmax(AC + BD) V that keeps only its inputs for backward and recomputes the [B, H, T, K]
-    probabilities there, as fused GPU kernels do: per layer it saves none of the B·H·T·K tensors (the
-    position term, the probabilities) nor the biased queries, for one more pair of matmuls in backward.
+    """softmax(AC + BD) V that saves no [B, H, T, K] tensor but the probabilities for backward, and above
+    KEEP_PROBS_BYTES not even those: then it keeps only its inputs and recomputes the probabilities in
+    backward, as fused GPU kernels do, for one more pair of matmuls there. (The position term, the masked
+    scores and their softmax's intermediates are never kept.)
     The CPU path without attention dropout uses it; its gradients equal the explicit path's
     (tests/core/test_attention.py). Under bf16 autocast, ``custom_fwd``/``custom_bwd`` run backward under
     the forward's autocast state, so the recomputed probabilities are the forward's, in bf16
@@ -155,16 +162,24 @@ class RecomputedRelativeAttention(torch.autograd.Function):
     @staticmethod
     @torch.amp.custom_fwd(device_type="cpu")   # backward runs under the forward's autocast state
     def forward(ctx, q, r_w_bias, r_r_bias, scale, k, v, r_padded, mask):
-        probs, _, _ = RecomputedRelativeAttention._probs(q, r_w_bias, r_r_bias, scale, k, r_padded, mask)
-        ctx.save_for_backward(q, r_w_bias, r_r_bias, k, v, r_padded, mask)
+        probs, q_u, qv_heads = RecomputedRelativeAttention._probs(q, r_w_bias, r_r_bias, scale, k, r_padded, mask)
+        ctx.kept = probs.numel() * probs.element_size() <= KEEP_PROBS_BYTES
+        if ctx.kept:
+            ctx.save_for_backward(k, v, r_padded, probs, q_u, qv_heads)
+        else:
+            ctx.save_for_backward(q, r_w_bias, r_r_bias, k, v, r_padded, mask)
         ctx.scale = scale
         return torch.matmul(probs, v)
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cpu")
     def backward(ctx, grad_out):
-        q, r_w_bias, r_r_bias, k, v, r_padded, mask = ctx.saved_tensors
-        probs, q_u, qv_heads = RecomputedRelativeAttention._probs(q, r_w_bias, r_r_bias, ctx.scale, k, r_padded, mask)
+        if ctx.kept:
+            k, v, r_padded, probs, q_u, qv_heads = ctx.saved_tensors
+        else:
+            q, r_w_bias, r_r_bias, k, v, r_padded, mask = ctx.saved_tensors
+            probs, q_u, qv_heads = RecomputedRelativeAttention._probs(q, r_w_bias, r_r_bias, ctx.scale, k, r_padded,
+                                                                      mask)
         grad_v = torch.matmul(probs.transpose(-1, -2), grad_out)
         # softmax backward: dS = P * (dP - rowsum(P * dP)); masked entries have P = 0, so dS = 0 there.
         grad_scores = torch.matmul(grad_out, v.transpose(-1, -2))

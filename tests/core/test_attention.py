@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from core import CompressiveTransformer, CTConfig
+import core.attention as core_attention
 from core.attention import (RecomputedRelativeAttention, RelativeMultiHeadAttention, _rel_shift, attention_mask,
                             position_rows, relative_position_embedding, sinusoid_positions)
 
@@ -139,10 +140,13 @@ def test_causality_outputs_do_not_depend_on_future_inputs():
             assert not torch.allclose(out[:, t + 1:], base[:, t + 1:])
 
 
+@pytest.mark.parametrize("keep", [True, False], ids=["probabilities-kept", "recomputed"])
 @pytest.mark.parametrize("same_length", [False, True])
-def test_recomputed_attention_equals_explicit_path(same_length):
-    """The CPU path that recomputes the probabilities in backward gives the explicit path's output and
-    the same gradients for every input and weight (float64), with invalid memory slots masked."""
+def test_recomputed_attention_equals_explicit_path(same_length, keep, monkeypatch):
+    """The CPU path that keeps the probabilities for backward, or recomputes them there (above
+    KEEP_PROBS_BYTES), gives the explicit path's output and the same gradients for every input and weight
+    (float64), with invalid memory slots masked."""
+    monkeypatch.setattr(core_attention, "KEEP_PROBS_BYTES", core_attention.KEEP_PROBS_BYTES if keep else 0)
     attn = biased_attention(16, 4, seed=3)
     b, t, cm, m = 3, 5, 4, 6
     h = torch.randn(b, t, 16, dtype=torch.float64, requires_grad=True)
@@ -164,7 +168,9 @@ def test_recomputed_attention_equals_explicit_path(same_length):
         torch.testing.assert_close(g_r, g_e, rtol=1e-9, atol=1e-10)
 
 
-def test_recomputed_attention_gradcheck():
+@pytest.mark.parametrize("keep", [True, False], ids=["probabilities-kept", "recomputed"])
+def test_recomputed_attention_gradcheck(keep, monkeypatch):
+    monkeypatch.setattr(core_attention, "KEEP_PROBS_BYTES", core_attention.KEEP_PROBS_BYTES if keep else 0)
     torch.manual_seed(4)
     b, hh, t, k, dh = 2, 2, 3, 5, 4
     q = torch.randn(b, hh, t, dh, dtype=torch.float64, requires_grad=True)
