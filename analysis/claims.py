@@ -71,6 +71,22 @@ def _pairs_claims(runs: list[Run]) -> list[dict]:
     return rows
 
 
+def _wavenet(runs: list[Run]) -> list[dict]:
+    """Figure 4: the CT against WaveNet on raw speech (the designated pair's CT, WaveNet arms of the same split)."""
+    pairs, _ = rules.designated_pairs(runs)
+    rows = []
+    for p in (p for p in pairs if p.domain == "speech"):
+        wavenets = [a for a in rules.arms([r for r in runs if r.domain == "speech" and r.model == "wavenet"
+                                           and r.dataset == p.dataset and str(r.results.get("split")) == p.split])]
+        for wn in wavenets:
+            v = rules.verdict(p.ct.values(), wn.values(), lower_better=True)
+            rows.append(_row(f"CT beats WaveNet on raw speech ({p.ct.first.short_dataset}, {p.split})", "Figure 4",
+                             f"CT {rules.mean_std(p.ct.values())} vs WaveNet {rules.mean_std(wn.values())} nats per "
+                             f"sample; advantage {v.advantage:+.3g}", v, p.ct.runs + wn.runs,
+                             train_commands([p.ct, wn])))
+    return rows or [_row("CT beats WaveNet on raw speech", "Figure 4", "", None, [], f"{SUITE} 'speech-*'")]
+
+
 def _beyond_reach(runs: list[Run]) -> list[dict]:
     with_lr = [r for r in runs if r.analysis_file("longrange.json")]
     pairs, _ = rules.designated_pairs(with_lr)
@@ -306,7 +322,7 @@ def _updates(runs: list[Run]) -> list[dict]:
                          UPDATE4_COMMAND)]
 
 
-CLAIMS: list[Callable[[list[Run]], list[dict]]] = [_pairs_claims, _beyond_reach, _remention, _rare_words, _table5,
+CLAIMS: list[Callable[[list[Run]], list[dict]]] = [_pairs_claims, _wavenet, _beyond_reach, _remention, _rare_words, _table5,
                                                    _figure2, _figure6, _sweep, _memory_used, _rl, _updates]
 
 

@@ -11,6 +11,7 @@ def test_claims_list_every_claim_with_not_run_and_its_command(tmp_path):
     df = claims.claims(load_runs([tmp_path])).frame
     assert list(df.claim) == [
         "CT beats TXL of equal attention cost", "CT beats TXL of equal attention cost on raw speech",
+        "CT beats WaveNet on raw speech",
         "compressed memory helps beyond the TXL's range", "the CT's gain is largest on rare words",
         "conv + attention-reconstruction loss is the best compressor",
         "attention rises from the oldest memory into the compressed memory", "the first layer is the most compressible",
@@ -39,3 +40,17 @@ def test_one_seed_claims_get_no_verdict(tmp_path):
     df = claims.claims(load_runs([tmp_path])).frame
     row = df[df.claim == "CT beats TXL of equal attention cost (enwik8, test)"].iloc[0]
     assert row["verdict"] == rules.NO_VERDICT and row["seeds"] == "1 vs 1"
+
+
+def test_speech_ct_is_judged_against_wavenet_over_seeds(tmp_path):
+    speech = dict(domain="speech", dataset="fsdd", metric="nll_nats")
+    for seed in (0, 1, 2):
+        cfg = f"[train]\nseed = {seed}\n"
+        make_run(tmp_path, f"ct{seed}", value=3.64 + seed / 100, config=cfg, **speech)
+        make_run(tmp_path, f"txl{seed}", model="transformerxl", mem_len=24, value=3.65, config=cfg, **speech)
+        make_run(tmp_path, f"wn{seed}", model="wavenet", mem_len=0, cmem_len=0, value=3.87 - seed / 100,
+                 config=cfg + "[model]\nkind = 'wavenet'\n", **speech)
+    df = claims.claims(load_runs([tmp_path])).frame.set_index("claim")
+    row = df.loc["CT beats WaveNet on raw speech (fsdd, test)"]
+    assert row["verdict"] == "reproduced" and row["seeds"] == "3 vs 3"
+    assert "WaveNet 3.86 +- 0.01 (3 seeds)" in row["ours"] and "advantage +0.21" in row["ours"]
