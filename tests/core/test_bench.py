@@ -20,8 +20,11 @@ TINY = dict(REFERENCE, d_model=32, n_layers=2, n_heads=2, d_ff=64, window=8, bat
 
 @pytest.fixture(scope="module")
 def result():
-    """One tiny run (three child processes: slow on a loaded machine), shared by the tests that read it."""
-    return run(TINY, "cpu", steps=3, threads=1)
+    """One tiny run (three child processes: slow on a loaded machine), shared by the tests that read it; with
+    the CPU's own flags (tests/conftest.py hides native bf16 from the others), which the bench records."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv(FLAGS_ENV)
+        return run(TINY, "cpu", steps=3, threads=1)
 
 
 def test_bench_core_runs_both_models_and_reports_consistent_rows(result):
