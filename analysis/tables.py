@@ -284,7 +284,11 @@ def sweeps(runs: list[Run]) -> list[Table]:
         else:
             notes.append("the paper has no sweep for this dataset (Table 8 is enwik8, Table 9 WikiText-103)")
         name = f"table8_9_sweep_{_slug(ds)}_{_slug(str(preset))}"
-        name += f"_{len(tables) + 1}" if any(t.name == name for t in tables) else ""
+        swept = [k for k, g in groups.items() if k[:2] == (ds, preset)
+                 and len({(r.results.get("mem_len"), r.results["cmem_len"]) for r in g}) > 1]
+        if len(swept) > 1:                  # several trained models (seeds) of one preset: named by their run
+            base = next((r for r in rs if at_trained_size(r)), rs[0])
+            name += f"_{_slug(base.path.name)}"
         tables.append(Table(name, f"Tables 8-9: compressed memory size at evaluation ({ds}, {preset})", df, notes,
                             scale_frame(rs)))
     if not tables:

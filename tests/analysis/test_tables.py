@@ -333,3 +333,13 @@ def test_rare_word_claim_is_judged_in_bits_over_seeds(tmp_path):
     assert v.label == "reproduced" and note.startswith("paper's claim (larger gain on rare words than on frequent "
                                                        "ones): reproduced")
     assert note.endswith("paired by seed)")
+
+
+def test_sweeps_of_several_seeds_are_named_by_their_trained_run(tmp_path):
+    for seed in (0, 1):
+        cfg = f"[train]\nseed = {seed}\n"
+        make_run(tmp_path, f"ct-s{seed}", dataset="enwik8", value=1.0, config=cfg, train_mem_len=16, train_cmem_len=8)
+        make_run(tmp_path, f"ct-s{seed}-cmem0", dataset="enwik8", value=1.1, cmem_len=0, config=cfg,
+                 train_mem_len=16, train_cmem_len=8)
+    names = sorted(t.name for t in tables.sweeps(load_runs([tmp_path])))
+    assert names == ["table8_9_sweep_enwik8_cpu-longrange_ct-s0", "table8_9_sweep_enwik8_cpu-longrange_ct-s1"]
