@@ -76,9 +76,8 @@ def _wavenet(runs: list[Run]) -> list[dict]:
     pairs, _ = rules.designated_pairs(runs)
     rows = []
     for p in (p for p in pairs if p.domain == "speech"):
-        wavenets = [a for a in rules.arms([r for r in runs if r.domain == "speech" and r.model == "wavenet"
-                                           and r.dataset == p.dataset and str(r.results.get("split")) == p.split])]
-        for wn in wavenets:
+        for wn in rules.arms([r for r in runs if r.domain == "speech" and r.model == "wavenet"
+                              and r.dataset == p.dataset and str(r.results.get("split")) == p.split]):
             v = rules.verdict(p.ct.values(), wn.values(), lower_better=True)
             rows.append(_row(f"CT beats WaveNet on raw speech ({p.ct.first.short_dataset}, {p.split})", "Figure 4",
                              f"CT {rules.mean_std(p.ct.values())} vs WaveNet {rules.mean_std(wn.values())} nats per "
@@ -257,7 +256,7 @@ def _memory_used(runs: list[Run]) -> list[dict]:
         v = a.verdict()
         rows.append(_row(f"the CT uses its compressed memory ({a.runs[0].short_dataset}, {a.split})",
                          "Section 5 (implied; no table)",
-                         f"scored without it: {v.advantage:+.3g} {a.unit} (trained {rules.mean_std(a.base)})", v,
+                         f"scored without it: {v.advantage:+.3g} {a.unit} (trained {rules.mean_std(a.paired()[0])})", v,
                          a.runs, f"{SUITE} 'text-enwik8-ct*' (the -cmem0 evaluation copies)"))
     return rows or [_row("the CT uses its compressed memory", "Section 5 (implied; no table)", "", None, [],
                          f"{SUITE} 'text-enwik8-ct*'")]

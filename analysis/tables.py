@@ -10,6 +10,7 @@ import json
 import math
 import os
 import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -204,14 +205,15 @@ def table5(runs: list[Run]) -> Table:
         raise MissingInput("Table 5 needs text runs of the Compressive Transformer (compression x loss sweep)")
     # one row per setting (arm: runs equal but for the seed), its mean over seeds; within a dataset only the
     # arms trained like most of them (a schedule variant of conv + attention is not a Table 5 row)
-    arms = rules.arms(ct)
-    training = {id(a): rules.setting(a.first.config, ("model", "preset", "eval")) if a.first.config else "" for a in arms}
-    common: dict[str, str] = {}
-    for ds in {a.first.dataset for a in arms}:
-        keys = [training[id(a)] for a in arms if a.first.dataset == ds]
-        common[ds] = max(sorted(set(keys)), key=keys.count)
-    left_out = [a for a in arms if training[id(a)] != common[a.first.dataset]]
-    arms = [a for a in arms if training[id(a)] == common[a.first.dataset]]
+    def training(a: rules.Arm) -> str:
+        return rules.setting(a.first.config, ("model", "preset", "eval")) if a.first.config else ""
+
+    all_arms, by_dataset = rules.arms(ct), {}
+    for a in all_arms:
+        by_dataset.setdefault(a.first.dataset, []).append(training(a))
+    common = {ds: max(sorted(set(keys)), key=keys.count) for ds, keys in by_dataset.items()}
+    arms = [a for a in all_arms if training(a) == common[a.first.dataset]]
+    left_out = [a for a in all_arms if training(a) != common[a.first.dataset]]
     ct = [r for a in arms for r in a.runs]
     rows = []
     for a in arms:
@@ -266,11 +268,11 @@ def sweeps(runs: list[Run]) -> list[Table]:
                               res.get("compression_loss"), res.get("compression_rate"))
         key = (r.dataset, res.get("preset"), res.get("metric"), str(trained), res.get("split"))
         groups.setdefault(key, []).append(r)
+    swept = {k: rs for k, rs in groups.items()
+             if len({(r.results.get("mem_len"), r.results["cmem_len"]) for r in rs}) > 1}
+    per_preset = Counter(k[:2] for k in swept)      # several trained models (seeds) of one preset: named by their run
     tables = []
-    for (ds, preset, metric, *_), rs in sorted(groups.items(), key=lambda kv: str(kv[0])):
-        sizes = {(r.results.get("mem_len"), r.results["cmem_len"]) for r in rs}
-        if len(sizes) < 2:
-            continue
+    for (ds, preset, metric, *_), rs in sorted(swept.items(), key=lambda kv: str(kv[0])):
         ref = paper.SWEEPS.get(paper.norm_dataset(ds), {})
         rows = [{"mem_len": r.results.get("mem_len"), "cmem_len": r.results["cmem_len"],
                  "split": r.results.get("split"), "metric": metric, "ours": r.results["value"],
@@ -284,9 +286,7 @@ def sweeps(runs: list[Run]) -> list[Table]:
         else:
             notes.append("the paper has no sweep for this dataset (Table 8 is enwik8, Table 9 WikiText-103)")
         name = f"table8_9_sweep_{_slug(ds)}_{_slug(str(preset))}"
-        swept = [k for k, g in groups.items() if k[:2] == (ds, preset)
-                 and len({(r.results.get("mem_len"), r.results["cmem_len"]) for r in g}) > 1]
-        if len(swept) > 1:                  # several trained models (seeds) of one preset: named by their run
+        if per_preset[(ds, preset)] > 1:
             base = next((r for r in rs if at_trained_size(r)), rs[0])
             name += f"_{_slug(base.path.name)}"
         tables.append(Table(name, f"Tables 8-9: compressed memory size at evaluation ({ds}, {preset})", df, notes,
@@ -311,11 +311,14 @@ class Ablation:
     other: dict
     runs: list
 
+    def paired(self) -> tuple[dict, dict]:
+        """(base, other) over the seeds scored both ways: a seed evaluated one way only does not enter."""
+        seeds = sorted(set(self.base) & set(self.other), key=str)
+        return {s: self.base[s] for s in seeds}, {s: self.other[s] for s in seeds}
+
     def verdict(self) -> rules.Verdict:
-        """The trained size's advantage over the other (positive: the other size scores worse), paired by seed
-        over the seeds scored both ways (a seed evaluated one way only does not enter)."""
-        seeds = set(self.base) & set(self.other)
-        return rules.verdict({s: self.base[s] for s in seeds}, {s: self.other[s] for s in seeds}, lower_better=True)
+        """The trained size's advantage over the other (positive: the other size scores worse), paired by seed."""
+        return rules.verdict(*self.paired(), lower_better=True)
 
 
 def ablation_pairs(runs: list[Run]) -> list[Ablation]:
@@ -354,15 +357,12 @@ def ablations(runs: list[Run]) -> list[Table]:
         return []
     rows = []
     for a in found:
-        v = a.verdict()
-        seeds = sorted(set(a.base) & set(a.other), key=str)
-        diff = [a.other[s] - a.base[s] for s in seeds]
+        v, (base, other) = a.verdict(), a.paired()
         rows.append({"dataset": a.dataset, "model": a.model, "split": a.split,
                      "trained mem / cmem": f"{a.trained[0]} / {a.trained[1]}",
                      "evaluated mem / cmem": f"{a.evaluated[0]} / {a.evaluated[1]}",
-                     "seeds": len(seeds), "trained size": rules.mean_std({s: a.base[s] for s in seeds}),
-                     "evaluated size": rules.mean_std({s: a.other[s] for s in seeds}),
-                     "evaluated - trained": f"{np.mean(diff):+.4f}" if diff else "–",
+                     "seeds": len(base), "trained size": rules.mean_std(base), "evaluated size": rules.mean_std(other),
+                     "evaluated - trained": "–" if not base else f"{v.advantage:+.4f}",
                      "95% interval": "–" if math.isnan(v.lo) else f"[{v.lo:+.4f}, {v.hi:+.4f}]",
                      "unit": a.unit,
                      "reading": ("the evaluated size scores worse" if v.label == "reproduced" else

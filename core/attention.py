@@ -121,7 +121,6 @@ def _relative_scores(q_u, q_v, k, r_padded, mask):
     return scores.add_(torch.where(mask, scores.new_zeros(()), lowest)), qv_heads
 
 
-
 # A layer's attention probabilities up to this size are kept for backward; larger ones are recomputed there.
 # At the bench's reference size they are 3-6 MiB a layer, and recomputing them cost ~10% of a bf16 CT step.
 KEEP_PROBS_BYTES = 64 << 20

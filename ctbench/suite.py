@@ -230,18 +230,15 @@ def _json(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def _number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and x == x
-
-
 def _resume_estimate(run_dir: Path) -> tuple[float, str] | None:
     """Seconds left for a run that will resume: its time per step so far x the steps left."""
+    from analysis.runs import is_number
     try:
         rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
         steps = int(tomllib.loads((run_dir / "config.toml").read_text())["train"]["steps"])
     except (OSError, ValueError, KeyError, TypeError, tomllib.TOMLDecodeError):
         return None
-    done = [r for r in rows if r.get("split") == "train" and _number(r.get("step")) and _number(r.get("time_s"))]
+    done = [r for r in rows if r.get("split") == "train" and is_number(r.get("step")) and is_number(r.get("time_s"))]
     if not done or done[-1]["step"] <= 0:
         return None
     last = done[-1]
@@ -251,6 +248,7 @@ def _resume_estimate(run_dir: Path) -> tuple[float, str] | None:
 
 def estimate(suite: Suite, p: Planned) -> tuple[float | None, str]:
     """(seconds or None, how it was estimated) for a step that will run or resume."""
+    from analysis.runs import is_number
     argv = p.argv
     action = argv[2] if len(argv) > 2 and Path(argv[0]).name == "ctbench" else ""
     if p.status == "resume" and action == "train":
@@ -262,11 +260,11 @@ def estimate(suite: Suite, p: Planned) -> tuple[float | None, str]:
     if action == "eval":
         target = Path(argv[argv.index("--run") + 1]).name if "--run" in argv[:-1] else p.step.name
         res = _json(suite.measured / target / "results.json")
-        if res and res.get("source") == "eval" and _number(res.get("eval_time_s")):
+        if res and res.get("source") == "eval" and is_number(res.get("eval_time_s")):
             return float(res["eval_time_s"]), f"as evaluated for {suite.measured / target}"
     else:
         res = _json(suite.measured / p.step.name / "results.json")
-        if res and _number(res.get("wall_time_s")):
+        if res and is_number(res.get("wall_time_s")):
             return float(res["wall_time_s"]), f"as trained for {suite.measured / p.step.name}"
     return None, f"no estimate: no earlier run in {suite.measured}"
 

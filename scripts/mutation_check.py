@@ -212,7 +212,7 @@ REGISTRY: tuple[Mutation, ...] = (
         ("tests/speech/test_speech_train.py::test_the_training_seed_sets_the_data_order_and_resume_checks_it",)),
     Mutation(
         "ablation-unpaired-seeds", "analysis/tables.py",
-        "return rules.verdict({s: self.base[s] for s in seeds}, {s: self.other[s] for s in seeds}, lower_better=True)",
+        "return rules.verdict(*self.paired(), lower_better=True)",
         "return rules.verdict(self.base, self.other, lower_better=True)",
         ("tests/analysis/test_ablations.py::test_an_unpaired_seed_does_not_enter_the_difference",)),
 )
