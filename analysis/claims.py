@@ -5,6 +5,7 @@ whose runs are absent is listed as "not run" with the command that would run it.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Callable
 
 import numpy as np
@@ -51,13 +52,16 @@ def train_commands(arms: list[rules.Arm]) -> str:
 
 def _pairs_claims(runs: list[Run]) -> list[dict]:
     pairs, _ = rules.designated_pairs(runs)
+    per_split = Counter((p.domain, p.dataset, p.split) for p in pairs)
     rows = []
     for p in pairs:
         v, unit = tables.pair_verdict(p)
         speech = p.domain == "speech"
         claim = "CT beats TXL of equal attention cost on raw speech" if speech else \
             "CT beats TXL of equal attention cost"
-        rows.append(_row(f"{claim} ({p.ct.first.short_dataset}, {p.split})",
+        # a dataset with pairs trained two ways (a preset and its longer version) names the CT's preset
+        preset = f", {p.ct.first.results.get('preset')}" if per_split[(p.domain, p.dataset, p.split)] > 1 else ""
+        rows.append(_row(f"{claim} ({p.ct.first.short_dataset}, {p.split}{preset})",
                          "Figure 4" if speech else "Tables 3, 4, 6",
                          f"CT {rules.mean_std(p.ct.values())} vs TXL {rules.mean_std(p.txl.values())} {unit}; "
                          f"advantage {v.advantage:+.3g}", v, p.ct.runs + p.txl.runs,
@@ -130,7 +134,7 @@ def _rare_words(runs: list[Run]) -> list[dict]:
     for ds, chosen in tables.table7_arms(runs).items():
         if "compressive" in chosen and "transformerxl" in chosen:
             ct, txl = chosen["compressive"], chosen["transformerxl"]
-            a, b = tables.frequency_stats(ct.first), tables.frequency_stats(txl.first)
+            a, b = tables.arm_frequency_stats(ct), tables.arm_frequency_stats(txl)
             if a is None or b is None:
                 continue
             rare, g_rare, g_freq = tables.rare_vs_frequent(a[0], b[0])
@@ -203,46 +207,38 @@ def _figure2(runs: list[Run]) -> list[dict]:
 
 
 def _figure6(runs: list[Run]) -> list[dict]:
+    """Per arm over its seeds: layer 1's attention-reconstruction loss against the best other layer's."""
     df = figures.compressibility_frame(runs)
+    per_run = {run: d.loss.to_numpy() for run, d in df.groupby("run", sort=True) if len(d) >= 2}
     rows = []
-    for (run, label), d in df.groupby(["run", "label"], sort=True):
-        if len(d) < 2:
-            continue
-        r = next(x for x in runs if x.path.name == run)
-        first, rest = float(d.loss.iloc[0]), float(d.loss.iloc[1:].min())
-        v = rules.verdict({rules.seed_of(r): first}, {rules.seed_of(r): rest}, lower_better=True)
-        rows.append(_row(f"the first layer is the most compressible ({label})", "Supplementary Figure 6",
-                         f"attention-reconstruction loss: layer 1 {first:.3g}, best other layer {rest:.3g}", v, [r],
-                         f"{SUITE} 'text-*-eval'"))
+    for arm in rules.arms([r for r in runs if r.path.name in per_run]):
+        first = arm.values(lambda r: float(per_run[r.path.name][0]))
+        rest = arm.values(lambda r: float(per_run[r.path.name][1:].min()))
+        v = rules.verdict(first, rest, lower_better=True)
+        rows.append(_row(f"the first layer is the most compressible ({arm.first.label}, {arm.first.short_dataset})",
+                         "Supplementary Figure 6", f"attention-reconstruction loss: layer 1 {rules.mean_std(first)}, "
+                         f"best other layer {rules.mean_std(rest)}", v, arm.runs, f"{SUITE} 'text-*-eval'"))
     return rows or [_row("the first layer is the most compressible", "Supplementary Figure 6", "", None, [],
                          f"{SUITE} 'text-*-eval'")]
 
 
 def _sweep(runs: list[Run]) -> list[dict]:
-    try:
-        made = tables.sweeps(runs)
-    except tables.MissingInput:
-        made = []
+    """Tables 8-9: the trained CT scored with a larger compressed memory (same memory, same weights, same
+    tokens), paired by seed; of several larger sizes, the one with the best mean counts."""
+    larger: dict[tuple, list[tables.Ablation]] = {}
+    for a in tables.ablation_pairs(runs):
+        if a.model == "compressive" and a.evaluated[0] == a.trained[0] and a.evaluated[1] > a.trained[1]:
+            trained_runs = tuple(str(r.path) for r in a.runs if rules.at_trained_size(r))
+            larger.setdefault((a.dataset, a.split, trained_runs), []).append(a)
     rows = []
-    for t in made:
-        df = t.frame
-        trained = df.iloc[0]
-        metric = str(trained["metric"])
-        names = set(df.run)
-        rs = [r for r in runs if r.path.name in names]
-        base = next((r for r in rs if rules.at_trained_size(r)), None)
-        larger = [r for r in rs if r is not base and is_number(r.results.get("cmem_len")) and base is not None
-                  and r.results["cmem_len"] > base.results["cmem_len"]
-                  and r.results.get("mem_len") == base.results.get("mem_len")]
-        if base is None or not larger:
-            continue
-        best_larger = larger[int(np.argmin([rules.score(r.results)[0] for r in larger]))]
-        v = rules.verdict({rules.seed_of(best_larger): rules.score(best_larger.results)[0]},
-                          {rules.seed_of(base): rules.score(base.results)[0]}, rules.lower_is_better(metric))
-        rows.append(_row(f"a larger compressed memory at evaluation helps ({base.short_dataset})", "Tables 8-9",
-                         f"trained cmem {base.results['cmem_len']}: {rules.score(base.results)[0]:.4g}; larger: " +
-                         ", ".join(f"{r.results['cmem_len']}: {rules.score(r.results)[0]:.4g}" for r in larger),
-                         v, rs, f"{SUITE} 'text-lr-ct-*'"))
+    for (ds, _, _), found in sorted(larger.items()):
+        best = min(found, key=lambda a: float(np.mean(list(a.paired()[1].values()))))
+        base, other = best.paired()
+        v = rules.verdict(other, base, lower_better=True)
+        rows.append(_row(f"a larger compressed memory at evaluation helps ({found[0].runs[0].short_dataset})",
+                         "Tables 8-9", f"trained cmem {best.trained[1]}: {rules.mean_std(base)}; larger: " +
+                         ", ".join(f"{a.evaluated[1]}: {rules.mean_std(a.paired()[1])}" for a in found),
+                         v, list({str(r.path): r for a in found for r in a.runs}.values()), f"{SUITE} 'text-lr-ct-*'"))
     return rows or [_row("a larger compressed memory at evaluation helps", "Tables 8-9", "", None, [],
                          f"{SUITE} 'text-lr-ct-*'")]
 

@@ -10,7 +10,9 @@
                 split and metric, both at their trained memory sizes, the TXL's memory equal to the CT's
                 memory + compressed memory (equal attention cost), the same data and training settings; where
                 several CT settings qualify, the paper's main one (conv compressor, attention-reconstruction
-                loss). Never the best of many CT runs against one TXL.
+                loss). Never the best of many CT runs against one TXL. Settings trained differently (e.g. a
+                preset and its longer-trained version), each with its own TXL twin, are separate pairs, the
+                one with most seeds first.
     verdict     `verdict`: the CT's advantage (TXL - CT for a loss) per seed; its 95% t-interval over seeds
                 (paired by seed when both arms have the same seeds, Welch otherwise). "reproduced" when the
                 interval lies above 0, "NOT reproduced" when it lies below 0, "tie" when it holds 0, and
@@ -200,8 +202,11 @@ def designated_pairs(runs: list[Run]) -> tuple[list[Pair], list[str]]:
         if len(matches) > 1:
             main = prefer_main([c for c, _ in matches])
             matches = [(c, t) for c, t in matches if any(c is m for m in main)]
-        if len(matches) == 1:
-            pairs.append(Pair(domain, ds, split, metric, *matches[0]))
+        one_to_one = len({id(c) for c, _ in matches}) == len({id(t) for _, t in matches}) == len(matches)
+        if matches and one_to_one:
+            pairs += [Pair(domain, ds, split, metric, c, t)
+                      for c, t in sorted(matches, key=lambda m: (-min(m[0].n_seeds, m[1].n_seeds),
+                                                                 str(m[0].first.path)))]
         else:
             notes.append(f"{ds} ({split}, {metric}): no designated CT/TXL pair ("
                          + ("no TXL with memory = CT memory + compressed memory and the same training settings"

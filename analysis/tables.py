@@ -453,6 +453,17 @@ def frequency_stats(run: Run) -> tuple[dict, int | None, bool, tuple] | None:
     return buckets, tt, bool(data.get("train_tokens_estimated", False)), edges
 
 
+def arm_frequency_stats(arm: rules.Arm) -> tuple[dict, int | None, bool, tuple] | None:
+    """frequency_stats of an arm, its seeds pooled (each bucket's nats and tokens summed over the seeds), so
+    that a perplexity is exp(total nats / total tokens) of the arm; None when no seed has the inputs."""
+    per = [st for r in arm.runs if (st := frequency_stats(r)) is not None]
+    if not per:
+        return None
+    buckets, tt, estimated, edges = per[0]
+    pooled = {k: _bucket(sum(p[0][k]["nats"] for p in per), sum(p[0][k]["tokens"] for p in per)) for k in buckets}
+    return pooled, tt, estimated, edges
+
+
 def rare_vs_frequent(ct: dict, txl: dict) -> tuple[str, float, float]:
     """(rarest bucket with tokens, CT's relative gain over the TXL there, on the most frequent bucket)."""
     rare = next((b for b in reversed(paper.TABLE7_BUCKETS) if ct[b]["tokens"]), paper.TABLE7_BUCKETS[0])
@@ -484,7 +495,7 @@ def table7_arms(runs: list[Run]) -> dict[str, dict[str, rules.Arm]]:
 
 def table7(runs: list[Run]) -> list[Table]:
     """Perplexity stratified by the target word's training frequency (paper Table 7)."""
-    by_ds = {ds: {m: (arm, st) for m, arm in models.items() if (st := frequency_stats(arm.first)) is not None}
+    by_ds = {ds: {m: (arm, st) for m, arm in models.items() if (st := arm_frequency_stats(arm)) is not None}
              for ds, models in table7_arms(runs).items()}
     by_ds = {ds: m for ds, m in by_ds.items() if m}
     if not by_ds:
@@ -502,8 +513,8 @@ def table7(runs: list[Run]) -> list[Table]:
             arm, (b, tt, estimated, edges) = chosen[model]
             scale = tt / paper.WIKITEXT103_TRAIN_TOKENS if tt else 1.0
             stats[model] = b
-            rows.append({"row": f"{model} (ours)", **{c: b[c]["ppl"] for c in cols}})
-            counts = counts or {c: b[c]["tokens"] for c in cols}
+            rows.append({"row": f"{model} (ours{_seeds_suffix(arm)})", **{c: b[c]["ppl"] for c in cols}})
+            counts = counts or {c: b[c]["tokens"] // max(1, len(arm.runs)) for c in cols}
             edge_txt = ", ".join(fmt(round(e, 1)) for e in edges)
             if tt is None:
                 notes.append(f"training-set size unknown (results.json has no train_tokens): "
@@ -553,6 +564,10 @@ def rare_gain_verdict(ct: rules.Arm, txl: rules.Arm) -> rules.Verdict:
         adv = lambda k: (b[0][k]["nats"] / b[0][k]["tokens"] - a[0][k]["nats"] / a[0][k]["tokens"]) / rules.LN2  # noqa: E731
         rare[seed], freq[seed] = adv(bucket), adv(">10K")
     return rules.verdict(rare, freq, lower_better=False)
+
+
+def _seeds_suffix(arm: rules.Arm) -> str:
+    return f", {len(arm.runs)} seeds pooled" if len(arm.runs) > 1 else ""
 
 
 def _gain(base: float, new: float) -> float:
@@ -803,6 +818,18 @@ def remention(runs: list[Run]) -> list[Table]:
     return [_remention_table([r for r in chosen if r.dataset == ds]) for ds in datasets]
 
 
+# the rows after the distance buckets: (name, lo, hi) with a negative lo naming a part of remention.json
+OTHER_PARTS = [("first mention", -1, -1), ("no word", -2, -2), ("all tokens", -3, -3)]
+_PART_KEYS = {-1: "first_mention", -2: "no_word", -3: "overall"}
+
+
+def _bucket_bits(r: Run, lo: int, hi: int | None) -> tuple:
+    """(tokens, bits per token, whether the edges are bin edges) of one run's re-mention row: a distance
+    bucket [lo, hi) or, for lo < 0, a part (OTHER_PARTS)."""
+    data = _remention_data(r)
+    return remention_bits(data, lo, hi) if lo >= 0 else _part_bits(data, _PART_KEYS[lo]) + (True,)
+
+
 def _remention_table(chosen: list[Run]) -> Table:
     pairs, _ = rules.designated_pairs(chosen)
     short = chosen[0].short_dataset
@@ -816,21 +843,14 @@ def _remention_table(chosen: list[Run]) -> Table:
         ct_first = _remention_data(p.ct.first)
         buckets = remention_pair_buckets(p)
         off_grid = set()
-        for name, lo, hi in buckets + [("first mention", -1, -1), ("no word", -2, -2), ("all tokens", -3, -3)]:
-            if lo >= 0:
-                of = lambda r, lo=lo, hi=hi: remention_bits(_remention_data(r), lo, hi)  # noqa: E731
-                for r in p.ct.runs + p.txl.runs:
-                    if not of(r)[2]:
-                        off_grid.add(r.path.name)
-                v = remention_verdict(p, lo, hi)
-                tokens = of(p.ct.first)[0]
-            else:
-                part = {-1: "first_mention", -2: "no_word", -3: "overall"}[lo]
-                of = lambda r, part=part: _part_bits(_remention_data(r), part) + (True,)  # noqa: E731
-                v = rules.verdict(p.ct.values(lambda r: of(r)[1]), p.txl.values(lambda r: of(r)[1]), lower_better=True)
-                tokens = of(p.ct.first)[0]
-            ct_v, txl_v = p.ct.values(lambda r: of(r)[1]), p.txl.values(lambda r: of(r)[1])
-            rows.append({"bucket": name, "distance": _range(lo, hi) if lo >= 0 else "–", "tokens": tokens,
+        for name, lo, hi in buckets + OTHER_PARTS:
+            for r in p.ct.runs + p.txl.runs:
+                if not _bucket_bits(r, lo, hi)[2]:
+                    off_grid.add(r.path.name)
+            ct_v, txl_v = (arm.values(lambda r: _bucket_bits(r, lo, hi)[1]) for arm in (p.ct, p.txl))
+            v = remention_verdict(p, lo, hi) if lo >= 0 else rules.verdict(ct_v, txl_v, lower_better=True)
+            rows.append({"bucket": name, "distance": _range(lo, hi) if lo >= 0 else "–",
+                         "tokens": _bucket_bits(p.ct.first, lo, hi)[0],
                          "CT bits": rules.mean_std(ct_v), "TXL bits": rules.mean_std(txl_v),
                          "CT - TXL": -v.advantage,
                          "95% interval": f"[{-v.hi:+.3g}, {-v.lo:+.3g}]" if not math.isnan(v.lo) else "–",
@@ -850,16 +870,11 @@ def _remention_table(chosen: list[Run]) -> Table:
         labels = [a.first.label if [b.first.label for b in found].count(a.first.label) == 1
                   else f"{a.first.label} ({run_names(a)})" for a in found]
         spans = [(_range(lo, hi), lo, hi) for lo, hi in zip([0] + edges, edges + [None])]
-        for name, lo, hi in spans + [("first mention", -1, -1), ("no word", -2, -2), ("all tokens", -3, -3)]:
+        for name, lo, hi in spans + OTHER_PARTS:
             row = {"bucket": name}
             for label, a in zip(labels, found):
-                if lo >= 0:
-                    of = lambda r, lo=lo, hi=hi: remention_bits(_remention_data(r), lo, hi)[:2]  # noqa: E731
-                else:
-                    of = lambda r, lo=lo: _part_bits(_remention_data(r), {-1: "first_mention", -2: "no_word",  # noqa: E731
-                                                                          -3: "overall"}[lo])
-                row.setdefault("tokens", of(a.first)[0])
-                row[label] = rules.mean_std(a.values(lambda r: of(r)[1]))
+                row.setdefault("tokens", _bucket_bits(a.first, lo, hi)[0])
+                row[label] = rules.mean_std(a.values(lambda r: _bucket_bits(r, lo, hi)[1]))
             rows.append(row)
         notes.insert(0, "no designated CT / TXL pair among these runs (analysis/rules.py): each setting's bits per "
                         "token (mean +- std over seeds), buckets at every setting's reach edges; no verdict")

@@ -174,6 +174,20 @@ def selects(pattern: str, name: str) -> bool:
     return fnmatch.fnmatchcase(name, pattern) or name.startswith(pattern + "-")
 
 
+def finished(created: Path) -> bool:
+    """Whether a step's `creates` file says it is done. A results.json that a stopped training wrote (Ctrl-C,
+    SIGTERM: "interrupted": true, beside its checkpoint) is not done, nor is an unreadable one: the step
+    runs again, resuming from its checkpoint."""
+    if not created.is_file():
+        return created.exists()
+    if created.name != "results.json":
+        return True
+    try:
+        return json.loads(created.read_text()).get("interrupted") is not True
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def plan(suite: Suite, machine: Machine, only: list[str] | None = None) -> list[Planned]:
     out: list[Planned] = []
     by_name: dict[str, Planned] = {}
@@ -181,7 +195,7 @@ def plan(suite: Suite, machine: Machine, only: list[str] | None = None) -> list[
         if only and not any(selects(o, step.name) for o in only):
             continue
         argv = shlex.split(suite.expand(step.cmd, step))
-        done = Path(suite.expand(step.creates, step)).exists()
+        done = finished(Path(suite.expand(step.creates, step)))
         reasons = [r for r in (machine.missing(n) for n in step.needs) if r]
         for dep in suite.depends_on(step):
             d = by_name.get(dep)

@@ -215,6 +215,31 @@ REGISTRY: tuple[Mutation, ...] = (
         "return rules.verdict(*self.paired(), lower_better=True)",
         "return rules.verdict(self.base, self.other, lower_better=True)",
         ("tests/analysis/test_ablations.py::test_an_unpaired_seed_does_not_enter_the_difference",)),
+    Mutation(
+        "wikitext-trains-on-its-valid-split", "text/data/wikitext.py",
+        "b.add_split(\"train\", ids[:cut], starts[starts < cut]",
+        "b.add_split(\"train\", ids, starts",
+        ("tests/text/test_data_sources.py::test_wikitext2_validation_file_prepares",)),
+    Mutation(
+        "table7-first-seed-only", "analysis/tables.py",
+        "if (st := arm_frequency_stats(arm)) is not None}",
+        "if (st := frequency_stats(arm.first)) is not None}",
+        ("tests/analysis/test_tables.py::test_rare_word_claim_is_judged_in_bits_over_seeds",)),
+    Mutation(
+        "two-trained-settings-no-pair", "analysis/rules.py",
+        "if matches and one_to_one:",
+        "if len(matches) == 1:",
+        ("tests/analysis/test_claims.py::test_a_preset_and_its_longer_version_are_two_pairs_named_by_preset",)),
+    Mutation(
+        "suite-skips-interrupted-training", "ctbench/suite.py",
+        'return json.loads(created.read_text()).get("interrupted") is not True',
+        "return True",
+        ("tests/analysis/test_suite.py::test_an_interrupted_training_is_resumed_not_taken_as_done",)),
+    Mutation(
+        "publish-drops-table7-sums", "scripts/publish_runs.py",
+        "    compact = frequency_file(run)\n",
+        "    compact = None\n",
+        ("tests/test_publish_runs.py::test_word_level_run_keeps_its_table7_sums",)),
 )
 
 

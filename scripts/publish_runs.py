@@ -4,19 +4,25 @@
 
 For each run directory under SRC that has results.json (and matches --only, a glob, repeatable): config.toml,
 metrics.jsonl, results.json and analysis/*.json (not the per-token .npz files, which are large) go to
-DEST/<run name>/, replacing what was there. Absolute paths inside ../shared (the data beside the checkout)
+DEST/<run name>/, replacing what was there. A word-level run's token_losses.npz leaves its Table 7 sums
+behind as analysis/frequency_buckets.json (the compact form analysis.tables.frequency_stats reads). Absolute paths inside ../shared (the data beside the checkout)
 become relative to the repository root (`../shared/...`), so a published config.toml reads the same on
 any machine; other absolute paths are left as they are and listed.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import fnmatch
 import shutil
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from analysis.runs import load_run  # noqa: E402
+from analysis.tables import FREQUENCY_FILE, frequency_stats  # noqa: E402
+
 FILES = ("config.toml", "metrics.jsonl", "results.json")
 
 
@@ -38,11 +44,28 @@ def publish(run: Path, dest: Path) -> list[str]:
         text = relative_data_paths(src.read_text())
         left += [w for w in text.replace('"', " ").split() if w.startswith("/") and len(w) > 1 and rel != "metrics.jsonl"]
         (tmp / rel).write_text(text)
+    compact = frequency_file(run)
+    if compact is not None:
+        (tmp / "analysis" / FREQUENCY_FILE).write_text(json.dumps(compact, indent=1) + "\n")
     if not any((tmp / "analysis").iterdir()):
         (tmp / "analysis").rmdir()
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
     return left
+
+
+def frequency_file(run: Path) -> dict | None:
+    """Table 7's per-bucket sums of a run whose analysis/token_losses.npz holds train_count, else None."""
+    if not (run / "analysis" / "token_losses.npz").is_file():
+        return None
+    stats = frequency_stats(load_run(run))
+    if stats is None:
+        return None
+    buckets, train_tokens, estimated, edges = stats
+    return {"source": "per-bucket sums of analysis/token_losses.npz (ctbench text eval --save-analysis), made by "
+                      "scripts/publish_runs.py; the .npz itself (MBs) is not published",
+            "train_tokens": train_tokens, "train_tokens_estimated": estimated, "edges": list(edges),
+            "buckets": {k: {"tokens": b["tokens"], "nats": b["nats"]} for k, b in buckets.items()}}
 
 
 def main(argv: list[str] | None = None) -> int:

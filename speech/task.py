@@ -39,13 +39,12 @@ class ResumableStreams:
     """AudioStreams with a state_dict (the window count); loading replays the same seeded windows."""
 
     def __init__(self, clips, batch_size: int, window: int, reset: bool, seed: int):
-        self.args = (clips, batch_size, window, reset, seed)
+        self.clips, self.batch_size, self.window, self.reset, self.seed = clips, batch_size, window, reset, seed
         self.windows = 0
         self._make()
 
     def _make(self):
-        clips, b, w, reset, seed = self.args
-        self.streams = AudioStreams(clips, b, w, reset, loop=True, seed=seed)
+        self.streams = AudioStreams(self.clips, self.batch_size, self.window, self.reset, loop=True, seed=self.seed)
 
     def __iter__(self):
         return self
@@ -55,10 +54,10 @@ class ResumableStreams:
         return next(self.streams)
 
     def state_dict(self) -> dict:
-        return {"windows": self.windows, "seed": self.args[-1]}
+        return {"windows": self.windows, "seed": self.seed}
 
     def load_state_dict(self, state: dict) -> None:
-        if "seed" in state and int(state["seed"]) != self.args[-1]:
+        if "seed" in state and int(state["seed"]) != self.seed:
             raise ValueError("the saved data stream was drawn with another seed: resume with the train.seed and "
                              "data.seed that wrote it")
         self._make()

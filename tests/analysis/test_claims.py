@@ -54,3 +54,23 @@ def test_speech_ct_is_judged_against_wavenet_over_seeds(tmp_path):
     row = df.loc["CT beats WaveNet on raw speech (fsdd, test)"]
     assert row["verdict"] == "reproduced" and row["seeds"] == "3 vs 3"
     assert "WaveNet 3.86 +- 0.01 (3 seeds)" in row["ours"] and "advantage +0.21" in row["ours"]
+
+
+def test_a_preset_and_its_longer_version_are_two_pairs_named_by_preset(tmp_path):
+    """Two trained settings of one dataset, each with its own TXL twin: two claims rows (not 'no pair'),
+    the better-seeded pair first (figures and Table 7 take a dataset's first pair)."""
+    for seed in (0, 1, 2):
+        cfg = f"[model]\nd_model = 32\n[train]\nsteps = 100\nseed = {seed}\n"
+        make_run(tmp_path, f"ct{seed}", dataset="enwik8", value=2.0 - seed / 100, preset="short", config=cfg)
+        make_run(tmp_path, f"txl{seed}", model="transformerxl", dataset="enwik8", value=2.1, mem_len=24,
+                 preset="short-txl", config=cfg)
+    cfg = "[model]\nd_model = 32\n[train]\nsteps = 900\nseed = 0\n"
+    make_run(tmp_path, "ct-long", dataset="enwik8", value=1.5, preset="long", config=cfg)
+    make_run(tmp_path, "txl-long", model="transformerxl", dataset="enwik8", value=1.6, mem_len=24,
+             preset="long-txl", config=cfg)
+    runs = load_runs([tmp_path])
+    pairs, notes = rules.designated_pairs(runs)
+    assert [p.ct.first.path.name for p in pairs] == ["ct0", "ct-long"] and not notes
+    rows = claims.claims(runs).frame.set_index("claim")
+    assert rows.loc["CT beats TXL of equal attention cost (enwik8, test, short)", "verdict"] == "reproduced"
+    assert rows.loc["CT beats TXL of equal attention cost (enwik8, test, long)", "verdict"] == rules.NO_VERDICT

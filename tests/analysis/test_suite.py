@@ -174,6 +174,22 @@ def test_resume_flag_is_added_when_a_checkpoint_exists(tmp_path, capsys):
     assert rc == 0 and "long: resume (checkpoint found)" in out and "$ echo train --resume" in out
 
 
+def test_an_interrupted_training_is_resumed_not_taken_as_done(tmp_path, capsys):
+    """A training stopped by SIGTERM or Ctrl-C writes results.json with "interrupted": true beside its
+    checkpoint: the suite resumes it rather than skipping it as done."""
+    path = toy_suite(tmp_path, extra='\n[[step]]\nname = "long"\ncmd = "echo train"\nresume = "--resume"\n')
+    run = tmp_path / "runs" / "long"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "latest.pt").write_bytes(b"")
+    (run / "results.json").write_text(json.dumps({"value": None, "steps": 27, "interrupted": True}))
+    rc, out = run_main(["--preset", str(path), "--dry-run", "--only", "long"], capsys)
+    assert rc == 0 and "long: resume (checkpoint found)" in out
+    (run / "results.json").write_text("{trunc")                         # unreadable: not done either
+    assert "long: resume" in run_main(["--preset", str(path), "--dry-run", "--only", "long"], capsys)[1]
+    (run / "results.json").write_text(json.dumps({"value": 1.0, "steps": 500}))
+    assert "long: skip (done)" in run_main(["--preset", str(path), "--dry-run", "--only", "long"], capsys)[1]
+
+
 @pytest.mark.parametrize("body, message", [
     ('[[step]]\nname = "a"\n', "needs a name and a cmd"),
     ('[[step]]\nname = "a"\ncmd = "x"\nneeds = []\nbogus = 1\n', "unknown field(s) ['bogus']"),

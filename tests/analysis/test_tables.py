@@ -323,8 +323,9 @@ def test_paper_citation_has_every_author():
 def test_rare_word_claim_is_judged_in_bits_over_seeds(tmp_path):
     for seed, (ct_rare, ct_freq) in enumerate(((800, 7.9), (820, 7.95), (790, 7.9))):
         cfg = f"[model]\nd_model = 32\n[train]\nseed = {seed}\n"
-        word_run(tmp_path, f"txl{seed}", "transformerxl", [8, 60, 200, 1000], mem_len=24, config=cfg)
-        word_run(tmp_path, f"ct{seed}", "compressive", [ct_freq, 60, 200, ct_rare], config=cfg)
+        tt = paper.WIKITEXT103_TRAIN_TOKENS
+        word_run(tmp_path, f"txl{seed}", "transformerxl", [8, 60, 200, 1000], mem_len=24, config=cfg, train_tokens=tt)
+        word_run(tmp_path, f"ct{seed}", "compressive", [ct_freq, 60, 200, ct_rare], config=cfg, train_tokens=tt)
     [t] = tables.table7(load_runs([tmp_path]))
     note = next(n for n in t.notes if "rare words" in n)
     adv_rare = np.log2(1000 / np.array([800, 820, 790]))
@@ -333,6 +334,11 @@ def test_rare_word_claim_is_judged_in_bits_over_seeds(tmp_path):
     assert v.label == "reproduced" and note.startswith("paper's claim (larger gain on rare words than on frequent "
                                                        "ones): reproduced")
     assert note.endswith("paired by seed)")
+    # the rows pool the seeds: exp(total nats / total tokens), i.e. the geometric mean of equal-sized buckets
+    f = t.frame.set_index("row")
+    assert f.loc["compressive (ours, 3 seeds pooled)", "<100"] == pytest.approx((800 * 820 * 790) ** (1 / 3), rel=1e-5)
+    assert f.loc["transformerxl (ours, 3 seeds pooled)", ">10K"] == pytest.approx(8, rel=1e-5)
+    assert f.loc["tokens in bucket", "<100"] == 5                          # per seed, not summed over seeds
 
 
 def test_sweeps_of_several_seeds_are_named_by_their_trained_run(tmp_path):

@@ -135,19 +135,24 @@ def test_wikitext2_validation_file_prepares(tmp_path):
     assert "allow-partial" in str(e.value)
     ds = prepare_dataset("wikitext2", tmp_path, source=src, allow_partial=True)
     assert ds.partial and ds.unit == "word" and ds.manifest["vocab_from"] == "wiki.valid.tokens"
-    assert len(ds.split("valid")) == 217_646 and len(ds.split("test")) == 245_569  # published counts
+    # the validation file is split by whole articles: train, then about the last 10% held out as valid
+    train, valid = ds.split("train"), ds.split("valid")
+    assert len(train) + len(valid) == 217_646 and len(ds.split("test")) == 245_569  # published counts
+    assert 0.05 < len(valid) / 217_646 < 0.15 and ds.doc_starts("valid")[0] == 0
     v = ds.vocab
+    assert v.decode(valid[:1]) == "=" and v.decode(valid[1:2]) != "="             # an article heading, not a section
     eos = v.index["<eos>"]
     counts = ds.train_counts
-    assert counts.shape == (v.size,) and counts[eos] == 3760  # one <eos> per line
-    assert np.all(np.diff(counts) <= 0) and v.symbols[0] == "the"  # count-sorted
-    assert ds.manifest["splits"]["test"]["oov_to_unk"] > 0 and "<unk>" in v.index
+    assert np.array_equal(counts, np.bincount(train, minlength=v.size))        # training counts: the train part only
+    assert counts[eos] + int((valid == eos).sum()) == 3760                     # one <eos> per line of the file
+    assert v.symbols[0] == "the" and "<unk>" in v.index                         # vocabulary: the whole file
+    assert ds.manifest["splits"]["test"]["oov_to_unk"] > 0
     lines = (src / "wiki.valid.tokens").read_text().split("\n")
-    assert v.decode(ds.split("valid")[:len(lines[1].split()) + 2]) == "\n" + lines[1].strip() + "\n"
-    starts = ds.doc_starts("valid")
+    assert v.decode(train[:len(lines[1].split()) + 2]) == "\n" + lines[1].strip() + "\n"
+    starts = ds.doc_starts("train")
     for s in starts[1:6]:
-        assert v.decode(ds.split("valid")[s:s + 1]) == "="
-    assert len(starts) > 50
+        assert v.decode(train[s:s + 1]) == "="
+    assert len(starts) > 50 and len(ds.doc_starts("valid")) == 5   # 5 whole articles held out
     assert ds.word_count("valid") is None
 
 

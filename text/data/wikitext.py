@@ -31,6 +31,9 @@ TOKENS = {
     "wikitext2": {"train": 2_088_628, "valid": 217_646, "test": 245_569},
 }
 FILES = {"train": "wiki.train.tokens", "valid": "wiki.valid.tokens", "test": "wiki.test.tokens"}
+# Without the train file (allow_partial), the validation file's last articles (about this fraction of its
+# tokens) are held out as the valid split and the rest is trained on.
+HELD_OUT = 0.1
 
 
 def _read_sources(source: Path) -> dict[str, tuple[str, str]]:
@@ -116,21 +119,36 @@ def build(b: Builder, name: str, source: Path, allow_partial: bool) -> None:
         b.add_source(source_stamp(source))
     vocab_from = "train" if "train" in texts else "valid"
     if vocab_from == "valid":
-        texts["train"] = texts["valid"]
-        b.mark_partial(f"{FILES['train']} absent: vocabulary built from {FILES['valid']}, "
-                       "which also serves as the train split")
+        b.mark_partial(f"{FILES['train']} absent: vocabulary built from {FILES['valid']}, whose articles up to "
+                       f"{1 - HELD_OUT:.0%} of its tokens serve as the train split and the rest as the valid split")
     vocab = build_vocab(texts[vocab_from][1])
     b.set_vocab(vocab)
     b.manifest["vocab_from"] = FILES[vocab_from]
     for split in ("valid", "test", "train"):  # the small files first: a truncated one fails fast
+        if split == "train" and vocab_from == "valid":
+            continue                          # made from the validation file below
         ids, starts, oov = encode_text(vocab, texts[split][1], texts[split][0])
         expected = TOKENS[name][split]
-        if len(ids) != expected and not (split == "train" and vocab_from == "valid"):
+        if len(ids) != expected:
             msg = f"{texts[split][0]}: {len(ids):,} tokens (with <eos>), the published {name} {split} has {expected:,}"
             if not allow_partial:
                 raise DataError(msg + "; the file is truncated or edited: re-download it (or pass --allow-partial)")
             b.mark_partial(msg)
+        if split == "valid" and vocab_from == "valid":
+            # no train file: hold whole articles out, so that validation scores text the model was not trained on
+            cut = held_out_start(ids, starts)
+            b.add_split("train", ids[:cut], starts[starts < cut], source=texts[split][0], word_count=None,
+                        oov_to_unk=oov)
+            ids, starts = ids[cut:], starts[starts >= cut] - cut
         b.add_split(split, ids, starts, source=texts[split][0], word_count=None, oov_to_unk=oov)
+
+
+def held_out_start(ids: np.ndarray, starts: np.ndarray) -> int:
+    """The first article start at or after (1 - HELD_OUT) of the tokens (the last start if none is)."""
+    if not len(starts):
+        raise DataError("the validation file has no article headings (' = Title = ' lines) to split at")
+    k = np.searchsorted(starts, int((1 - HELD_OUT) * len(ids)))
+    return int(starts[min(k, len(starts) - 1)])
 
 
 def prepare(name: str, data_dir: Path, source, allow_partial: bool):
@@ -146,5 +164,6 @@ def prepare(name: str, data_dir: Path, source, allow_partial: bool):
                         raise
     else:
         src = Path(source).expanduser()
-    params = {"dataset": name, "source": str(src.resolve()), "allow_partial": bool(allow_partial)}
+    params = {"dataset": name, "source": str(src.resolve()), "allow_partial": bool(allow_partial),
+              "held_out": HELD_OUT}
     return load_or_build(data_dir, name, "word", params, lambda b: build(b, name, src, allow_partial))
