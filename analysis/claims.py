@@ -237,7 +237,8 @@ def _sweep(runs: list[Run]) -> list[dict]:
         v = rules.verdict(other, base, lower_better=True)
         rows.append(_row(f"a larger compressed memory at evaluation helps ({found[0].runs[0].short_dataset})",
                          "Tables 8-9", f"trained cmem {best.trained[1]}: {rules.mean_std(base)}; larger: " +
-                         ", ".join(f"{a.evaluated[1]}: {rules.mean_std(a.paired()[1])}" for a in found),
+                         ", ".join(f"{a.evaluated[1]}: {rules.mean_std(a.paired()[1])}" for a in found) +
+                         f"; advantage of {best.evaluated[1]} {v.advantage:+.2g} {best.unit}",
                          v, list({str(r.path): r for a in found for r in a.runs}.values()), f"{SUITE} 'text-lr-ct-*'"))
     return rows or [_row("a larger compressed memory at evaluation helps", "Tables 8-9", "", None, [],
                          f"{SUITE} 'text-lr-ct-*'")]

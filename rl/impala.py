@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from core.run.checkpoint import load_checkpoint, save_checkpoint, seed_everything
 from core.run.config import dumps_toml, to_dict
-from core.run.io import MetricsWriter, atomic_write_text, write_results
+from core.run.io import MetricsWriter, atomic_write_text, exclusive_run, write_results
 from core.run.precision import autocast, resolve_precision
 from rl import vtrace
 from rl.agent import Agent
@@ -408,9 +408,13 @@ def fingerprint(cfg: RLConfig) -> dict:
 def train(cfg: RLConfig, run_dir: str | Path, preset: str = "custom", resume: bool = False,
           log=print) -> int:
     """Train until cfg.impala.total_frames (or run.max_time_s, or a signal). Returns an exit code:
-    0 when done, 128 + signal number when stopped by SIGINT/SIGTERM (checkpoint written)."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    0 when done, 128 + signal number when stopped by SIGINT/SIGTERM (checkpoint written). The learner
+    holds the run directory's lock throughout (core.run.io.exclusive_run)."""
+    with exclusive_run(run_dir) as path:
+        return _train(cfg, path, preset, resume, log)
+
+
+def _train(cfg: RLConfig, run_dir: Path, preset: str, resume: bool, log) -> int:
     seed_everything(cfg.run.seed)
     torch.set_num_threads(cfg.run.threads)
     precision = resolve_precision(cfg.run.precision, "cpu", "run.precision")

@@ -236,6 +236,11 @@ REGISTRY: tuple[Mutation, ...] = (
         "return True",
         ("tests/analysis/test_suite.py::test_an_interrupted_training_is_resumed_not_taken_as_done",)),
     Mutation(
+        "two-trainings-one-run-directory", "core/run/io.py",
+        "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)", "pass",
+        ("tests/core/test_run_trainer.py::test_a_second_training_of_the_same_run_directory_stops_with_a_message",
+         "tests/rl/test_rl_impala.py::test_a_second_learner_on_the_same_run_directory_stops_before_starting_actors")),
+    Mutation(
         "publish-drops-table7-sums", "scripts/publish_runs.py",
         "    compact = frequency_file(run)\n",
         "    compact = None\n",

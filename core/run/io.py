@@ -5,14 +5,41 @@ with `os.replace`, so a reader (or a resumed run) never sees half a file.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
+
+
+class RunBusyError(ValueError):
+    """Another process is training in this run directory (a ValueError: the CLIs print it as one line)."""
+
+
+@contextlib.contextmanager
+def exclusive_run(run_dir: str | os.PathLike) -> Iterator[Path]:
+    """Hold an exclusive lock on the run directory while training in it: the same command or suite started
+    twice stops at once with a message, instead of two trainings interleaving one directory's checkpoints
+    and metrics. The lock is flock(2) on the directory itself (no file is added), released when the process
+    ends, however it ends."""
+    path = Path(run_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunBusyError(f"{path} is being trained by another process: wait for it to finish (or stop it), "
+                               "then continue with --resume; two trainings in one run directory would overwrite "
+                               "each other's checkpoints") from None
+        yield path
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:

@@ -27,7 +27,7 @@ from .checkpoint import (load_checkpoint, rng_state, save_checkpoint, seed_every
                          to_cpu)
 from .config import ConfigError
 from .distributed import DistContext
-from .io import MetricsWriter
+from .io import MetricsWriter, exclusive_run
 from .precision import autocast, check_precision, resolve_precision
 from .schedule import LRSchedule, UpdateFrequency
 from .task import Task
@@ -170,7 +170,12 @@ class Trainer:
     def fit(self, resume: bool = False, on_ready: Callable[[], None] | None = None) -> dict:
         """Train to cfg.steps (from the checkpoint with `resume`). `on_ready()` runs on the main rank once
         the checkpoint has been restored and checked, before the first step: a refused resume raises
-        before it, so a caller that writes its run files there never changes a run it cannot continue."""
+        before it, so a caller that writes its run files there never changes a run it cannot continue.
+        The main rank holds the run directory's lock throughout (io.exclusive_run)."""
+        with exclusive_run(self.run_dir) if self.dist.is_main else contextlib.nullcontext():
+            return self._fit(resume, on_ready)
+
+    def _fit(self, resume: bool, on_ready: Callable[[], None] | None) -> dict:
         cfg, dist, device = self.cfg, self.dist, self.dist.device
         if cfg.threads:
             torch.set_num_threads(cfg.threads)

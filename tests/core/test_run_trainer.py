@@ -94,3 +94,17 @@ def test_fingerprint_fields_only_the_checkpoint_has_are_not_differences(tmp_path
     check_fingerprint(path, {"model": {"d": 4, "same_length": False}}, {"model": {"d": 4}})
     with pytest.raises(CheckpointError, match=r"\(model.new: checkpoint has '\(absent\)', this run has 1\)"):
         check_fingerprint(path, {"model": {"d": 4}}, {"model": {"d": 4, "new": 1}})
+
+
+def test_a_second_training_of_the_same_run_directory_stops_with_a_message(tmp_path):
+    """The same command started twice (or a suite run twice): the second stops before touching the run;
+    the first's files are left as they were, and once it is done the run resumes normally."""
+    from core.run.io import RunBusyError, exclusive_run
+    Trainer(ToyTask(), cfg(steps=4), tmp_path).fit()
+    before = {p.name: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with exclusive_run(tmp_path):                      # the first training, still running
+        with pytest.raises(RunBusyError, match="being trained by another process") as e:
+            Trainer(ToyTask(), cfg(steps=8), tmp_path).fit(resume=True)
+        assert str(tmp_path) in str(e.value) and "--resume" in str(e.value)
+    assert {p.name: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    assert Trainer(ToyTask(), cfg(steps=8), tmp_path).fit(resume=True)["steps"] == 8   # lock released

@@ -294,3 +294,12 @@ def test_ray_instance_is_shut_down_on_every_exit_path(exit_path, tmp_path, monke
     assert len(seen - before) >= 2  # Ray's own processes were running
     assert _no_survivors(seen - before) == []
 
+
+
+def test_a_second_learner_on_the_same_run_directory_stops_before_starting_actors(tmp_path, capsys):
+    from core.run.io import exclusive_run
+    from rl.cli import main
+    with exclusive_run(tmp_path / "run"):
+        rc = main(["train", "--preset", "smoke", "--run-dir", str(tmp_path / "run")])
+    assert rc == 2 and "is being trained by another process" in capsys.readouterr().err
+    assert list((tmp_path / "run").iterdir()) == []                 # nothing written, no actor started
