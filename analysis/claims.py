@@ -270,9 +270,12 @@ def _rl(runs: list[Run]) -> list[dict]:
             continue
         a, b = max(c4, key=lambda a: a.n_seeds), max(c1, key=lambda a: a.n_seeds)   # the arm with most seeds
         v = rules.verdict(a.values(), b.values(), lower_better=False)
+        seeds = list(a.by_seed.values()) + list(b.by_seed.values())    # one run per seed (not its reruns)
+        frames = [int(r.results["frames"]) for r in seeds if is_number(r.results.get("frames"))]
+        reached = f"; frames per seed {min(frames) / 1e3:.0f}K-{max(frames) / 1e3:.0f}K" if frames else ""
         rows.append(_row(f"c=4 learns the memory task, c=1 does not (delay {delay})", "Figure 5",
                          f"return, last 100 episodes: c=4 {rules.mean_std(a.values())}, "
-                         f"c=1 {rules.mean_std(b.values())}", v, a.runs + b.runs, f"{SUITE} 'rl-long-*'"))
+                         f"c=1 {rules.mean_std(b.values())}{reached}", v, seeds, f"{SUITE} 'rl-long-*'"))
     return rows or [_row("c=4 learns the memory task, c=1 does not", "Figure 5", "", None, [], f"{SUITE} 'rl-long-*'")]
 
 

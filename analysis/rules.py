@@ -76,17 +76,20 @@ def seed_of(run: Run) -> int | None:
     return None
 
 
-# config keys that do not change what is trained (bookkeeping, devices, logging) or that tell seeds apart
+# config keys that do not change what is trained (bookkeeping, devices, logging) or that tell seeds apart;
+# an RL run's budget (minutes, or frames when the lr does not anneal over them) only says when it stopped:
+# its results record the frames it reached, which the RL claims row shows
 _IGNORED = frozenset({"seed", "device", "threads", "progress", "log_every", "log_every_s", "eval_every",
                       "checkpoint_every", "checkpoint_every_s", "keep_step_checkpoints", "num_actors",
-                      "ray_address", "backend", "crash_actor", "crash_at_unroll", "valid_windows"})
+                      "ray_address", "backend", "crash_actor", "crash_at_unroll", "valid_windows", "max_time_s"})
 
 
 def setting(config: dict, drop_sections: tuple[str, ...] = ()) -> str:
     """config.toml without seeds and bookkeeping keys, as canonical JSON."""
     def clean(d: dict, top: bool) -> dict:
+        budget = set() if d.get("lr_anneal") is True else {"total_frames"}
         return {k: clean(v, False) if isinstance(v, dict) else v for k, v in sorted(d.items())
-                if k not in _IGNORED and not (top and k in drop_sections)}
+                if k not in _IGNORED and k not in budget and not (top and k in drop_sections)}
     return json.dumps(clean(config, True), sort_keys=True, default=str)
 
 

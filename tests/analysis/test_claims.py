@@ -74,3 +74,25 @@ def test_a_preset_and_its_longer_version_are_two_pairs_named_by_preset(tmp_path)
     rows = claims.claims(runs).frame.set_index("claim")
     assert rows.loc["CT beats TXL of equal attention cost (enwik8, test, short)", "verdict"] == "reproduced"
     assert rows.loc["CT beats TXL of equal attention cost (enwik8, test, long)", "verdict"] == rules.NO_VERDICT
+
+
+def test_rl_seeds_stopped_by_minutes_or_by_frames_are_one_arm(tmp_path):
+    """An RL run's budget (8 minutes, or 300K frames) only says when it stopped: seeds made either way are
+    one arm, a rerun of a seed is not another seed, and the row shows the frames each seed reached."""
+    def rl(name, c, seed, ret, frames, minutes=True):
+        budget = "total_frames = 1000000\nlr_anneal = false\n[run]\nmax_time_s = 480.0\n" if minutes else \
+            "total_frames = 300000\nlr_anneal = false\n[run]\nmax_time_s = 0.0\n"
+        make_run(tmp_path, name, domain="rl", model="compressive", dataset="nonmatching", metric="return",
+                 value=ret, compression_rate=c, delay=8, frames=frames, mem_len=2, cmem_len=2,
+                 config=f"[agent]\ncompression_rate = {c}\n[impala]\n{budget}seed = {seed}\n")
+    rl("c4", 4, 0, 0.95, 300_032)
+    rl("c4-15min", 4, 0, 0.99, 319_360)                       # a longer rerun of seed 0: not a seed
+    rl("c4-seed1", 4, 1, 0.90, 266_624)
+    rl("c4-seed2", 4, 2, 0.93, 300_000, minutes=False)
+    for seed, ret in enumerate((0.50, 0.49, 0.52)):
+        rl(f"c1-seed{seed}", 1, seed, ret, 295_424 if seed == 0 else 300_000, minutes=seed == 0)
+    rows = claims.claims(load_runs([tmp_path])).frame.set_index("claim")
+    row = rows.loc["c=4 learns the memory task, c=1 does not (delay 8)"]
+    assert row["seeds"] == "3 vs 3" and row["verdict"] == "reproduced"
+    assert row["ours"].startswith("return, last 100 episodes: c=4 0.9267 +- 0.025 (3 seeds), c=1 0.5033")
+    assert row["ours"].endswith("frames per seed 267K-300K")
