@@ -156,7 +156,9 @@ def _table5(runs: list[Run]) -> list[dict]:
                                     str(a.first.results.get("compression_loss"))) == rules.MAIN_CT]
         # the conv + attention setting trained like the other compressors (not, e.g., a schedule variant)
         with_others = [(m, [a for a in arms if a is not m and rules.same_training(a.first, m.first)]) for m in main]
-        if main and not any(o for _, o in with_others) and len(arms) > 1:
+        sweep = [a for a in arms if (str(a.first.results.get("compression")),
+                                     str(a.first.results.get("compression_loss"))) != rules.MAIN_CT]
+        if main and not any(o for _, o in with_others) and sweep:    # other compressors, trained otherwise
             rows.append(_row("conv + attention-reconstruction loss is the best compressor", "Table 5",
                              f"{', '.join(m.first.path.name for m in main)} (conv + attention) was trained with other "
                              "data or training settings than the other compressors: not comparable", None, [],

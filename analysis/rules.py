@@ -9,8 +9,8 @@
     pair        a designated Compressive Transformer / TransformerXL pair (`designated_pairs`): same dataset,
                 split and metric, both at their trained memory sizes, the TXL's memory equal to the CT's
                 memory + compressed memory (equal attention cost), the same data and training settings; where
-                several CT settings qualify, the paper's main one (conv compressor, attention-reconstruction
-                loss). Never the best of many CT runs against one TXL. Settings trained differently (e.g. a
+                several CT settings qualify, the one trained as its preset stands (not a sweep's override of
+                its compressor), then the paper's main one (conv compressor, attention-reconstruction loss). Never the best of many CT runs against one TXL. Settings trained differently (e.g. a
                 preset and its longer-trained version), each with its own TXL twin, are separate pairs, the
                 one with most seeds first.
     verdict     `verdict`: the CT's advantage (TXL - CT for a loss) per seed; its 95% t-interval over seeds
@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import json
 import math
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -84,12 +86,19 @@ _IGNORED = frozenset({"seed", "device", "threads", "progress", "log_every", "log
                       "ray_address", "backend", "crash_actor", "crash_at_unroll", "valid_windows", "max_time_s"})
 
 
+# keys that configs gained later, at the value that does what runs written before them did: such a key is
+# the same setting whether present or absent (precision "auto" resolves per machine; results.json records
+# the precision a run used)
+_LATER_DEFAULTS = {"loss_reduction": "mean", "precision": "auto"}
+
+
 def setting(config: dict, drop_sections: tuple[str, ...] = ()) -> str:
     """config.toml without seeds and bookkeeping keys, as canonical JSON."""
     def clean(d: dict, top: bool) -> dict:
         budget = set() if d.get("lr_anneal") is True else {"total_frames"}
         return {k: clean(v, False) if isinstance(v, dict) else v for k, v in sorted(d.items())
-                if k not in _IGNORED and k not in budget and not (top and k in drop_sections)}
+                if k not in _IGNORED and k not in budget and not (top and k in drop_sections)
+                and not (k in _LATER_DEFAULTS and v == _LATER_DEFAULTS[k])}
     return json.dumps(clean(config, True), sort_keys=True, default=str)
 
 
@@ -184,6 +193,23 @@ def same_training(a: Run, b: Run) -> bool:
         and a.results.get("tokens_seen") == b.results.get("tokens_seen")
 
 
+PRESETS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def trained_as_preset(run: Run) -> bool | None:
+    """Whether the run kept its preset's compressor and compression loss (configs/<domain>/<preset>.toml);
+    None where the preset file or the run's config.toml is not there to compare."""
+    path = PRESETS / (run.domain or "text") / f"{run.results.get('preset')}.toml"
+    mine = run.config.get("model") if run.config else None
+    if not path.is_file() or not isinstance(mine, dict):
+        return None
+    try:
+        preset = tomllib.loads(path.read_text()).get("model", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    return all(mine.get(k) == preset[k] for k in ("compression", "compression_loss") if k in preset)
+
+
 def designated_pairs(runs: list[Run]) -> tuple[list[Pair], list[str]]:
     """The CT / TXL pairs the headline compares (see the module docstring), and one note per dataset where
     no pair could be designated."""
@@ -202,6 +228,9 @@ def designated_pairs(runs: list[Run]) -> tuple[list[Pair], list[str]]:
         matches = [(c, t) for c in cts for t in txls
                    if t.first.results.get("mem_len") == (c.first.results.get("mem_len") or 0) + (c.first.results.get("cmem_len") or 0)
                    and same_training(c.first, t.first)]
+        if len(matches) > 1:
+            # a sweep run (e.g. Table 5's compressors, `--preset P --set model.compression=...`) is not P's CT
+            matches = [(c, t) for c, t in matches if trained_as_preset(c.first) is not False] or matches
         if len(matches) > 1:
             main = prefer_main([c for c, _ in matches])
             matches = [(c, t) for c, t in matches if any(c is m for m in main)]

@@ -241,6 +241,11 @@ REGISTRY: tuple[Mutation, ...] = (
         ("tests/core/test_run_trainer.py::test_a_second_training_of_the_same_run_directory_stops_with_a_message",
          "tests/rl/test_rl_impala.py::test_a_second_learner_on_the_same_run_directory_stops_before_starting_actors")),
     Mutation(
+        "sweep-run-takes-the-designated-ct", "analysis/rules.py",
+        "matches = [(c, t) for c, t in matches if trained_as_preset(c.first) is not False] or matches",
+        "pass",
+        ("tests/analysis/test_claims.py::test_the_designated_ct_is_the_one_trained_as_its_preset_stands",)),
+    Mutation(
         "publish-drops-table7-sums", "scripts/publish_runs.py",
         "    compact = frequency_file(run)\n",
         "    compact = None\n",

@@ -81,7 +81,8 @@ def test_rl_seeds_stopped_by_minutes_or_by_frames_are_one_arm(tmp_path):
     one arm, a rerun of a seed is not another seed, and the row shows the frames each seed reached."""
     def rl(name, c, seed, ret, frames, minutes=True):
         budget = "total_frames = 1000000\nlr_anneal = false\n[run]\nmax_time_s = 480.0\n" if minutes else \
-            "total_frames = 300000\nlr_anneal = false\n[run]\nmax_time_s = 0.0\n"
+            ('total_frames = 300000\nlr_anneal = false\nloss_reduction = "mean"\n'    # keys added later, at the
+             '[run]\nmax_time_s = 0.0\nprecision = "auto"\n')                        # old runs' behaviour
         make_run(tmp_path, name, domain="rl", model="compressive", dataset="nonmatching", metric="return",
                  value=ret, compression_rate=c, delay=8, frames=frames, mem_len=2, cmem_len=2,
                  config=f"[agent]\ncompression_rate = {c}\n[impala]\n{budget}seed = {seed}\n")
@@ -96,3 +97,28 @@ def test_rl_seeds_stopped_by_minutes_or_by_frames_are_one_arm(tmp_path):
     assert row["seeds"] == "3 vs 3" and row["verdict"] == "reproduced"
     assert row["ours"].startswith("return, last 100 episodes: c=4 0.9267 +- 0.025 (3 seeds), c=1 0.5033")
     assert row["ours"].endswith("frames per seed 267K-300K")
+
+
+def test_the_designated_ct_is_the_one_trained_as_its_preset_stands(tmp_path):
+    """cpu-topic's CT compresses by mean pooling; Table 5's conv + attention run on the same preset (the
+    paper's main compressor, set on the command line) must not take its place in the CT-vs-TXL pair."""
+    for seed in (0, 1, 2):
+        for name, comp, value in (("topic-ct", "mean_pool", 1.60), ("topic-t5-conv", "conv", 1.70)):
+            make_run(tmp_path, f"{name}{seed}", dataset="longrange-topic", value=value, preset="cpu-topic",
+                     compression=comp, mem_len=64, cmem_len=128,
+                     config=f'[model]\ncompression = "{comp}"\ncompression_loss = "attention"\n[train]\nseed = {seed}\n')
+        make_run(tmp_path, f"topic-txl{seed}", model="transformerxl", dataset="longrange-topic", value=1.65,
+                 preset="cpu-topic-txl", mem_len=192, cmem_len=0,
+                 config=f'[model]\ncompression = "conv"\ncompression_loss = "attention"\n[train]\nseed = {seed}\n')
+    [p], _ = rules.designated_pairs(load_runs([tmp_path]))
+    assert [r.path.name for r in p.ct.runs] == ["topic-ct0", "topic-ct1", "topic-ct2"]
+
+
+def test_two_trainings_of_the_main_compressor_are_no_table5_row(tmp_path):
+    """A preset and its longer version, both conv + attention and nothing else on the dataset: no compressor
+    comparison exists, so the claims table says nothing about Table 5 there (no 'not comparable' row)."""
+    for steps in (100, 900):
+        make_run(tmp_path, f"ct{steps}", dataset="enwik8", value=2.0, config=f"[train]\nsteps = {steps}\n")
+    rows = claims.claims(load_runs([tmp_path])).frame
+    t5 = rows[rows.claim.str.startswith("conv + attention-reconstruction loss is the best compressor")]
+    assert list(t5.verdict) == ["not run"] and "not comparable" not in " ".join(t5.ours)
