@@ -188,27 +188,31 @@ def finished(created: Path) -> bool:
         return False
 
 
+def current(suite: Suite, step: Step) -> Planned:
+    """The step as its run directory stands now: done, to resume from its checkpoint, or to run."""
+    argv = shlex.split(suite.expand(step.cmd, step))
+    created = suite.expand(step.creates, step)
+    if finished(Path(created)):
+        return Planned(step, argv, "done", f"{created} exists")
+    if step.resume and (suite.dir_of(step.name) / "checkpoints" / "latest.pt").exists():
+        return Planned(step, argv + shlex.split(step.resume), "resume", "checkpoint found")
+    return Planned(step, argv, "run")
+
+
 def plan(suite: Suite, machine: Machine, only: list[str] | None = None) -> list[Planned]:
     out: list[Planned] = []
     by_name: dict[str, Planned] = {}
     for step in suite.steps:
         if only and not any(selects(o, step.name) for o in only):
             continue
-        argv = shlex.split(suite.expand(step.cmd, step))
-        done = finished(Path(suite.expand(step.creates, step)))
+        p = current(suite, step)
         reasons = [r for r in (machine.missing(n) for n in step.needs) if r]
         for dep in suite.depends_on(step):
             d = by_name.get(dep)
             if d is not None and d.status == "cannot":
                 reasons.append(f"depends on {dep}, which cannot run here")
-        if done:
-            p = Planned(step, argv, "done", f"{suite.expand(step.creates, step)} exists")
-        elif reasons:
-            p = Planned(step, argv, "cannot", "; ".join(reasons))
-        elif step.resume and (suite.dir_of(step.name) / "checkpoints" / "latest.pt").exists():
-            p = Planned(step, argv + shlex.split(step.resume), "resume", "checkpoint found")
-        else:
-            p = Planned(step, argv, "run")
+        if reasons and p.status != "done":
+            p = Planned(step, shlex.split(suite.expand(step.cmd, step)), "cannot", "; ".join(reasons))
         out.append(p)
         by_name[step.name] = p
     return out
@@ -318,6 +322,12 @@ def run_suite(suite: Suite, planned: list[Planned], report: bool = True) -> int:
         if any(d in failed for d in suite.depends_on(p.step)):
             print(f"[{i}/{len(planned)}] {p.step.name}: skipped: a step it depends on failed", flush=True)
             failed.append(p.step.name)
+            continue
+        # looked at again now: another suite (or the user) may have finished or started it since the plan
+        p = current(suite, p.step)
+        if p.status == "done":
+            print(f"[{i}/{len(planned)}] {p.step.name}: done already: {p.reason} (made while this suite ran)",
+                  flush=True)
             continue
         print(f"[{i}/{len(planned)}] {p.step.name}: $ {shlex.join(p.argv)}", flush=True)
         suite.dir_of(p.step.name).parent.mkdir(parents=True, exist_ok=True)

@@ -246,6 +246,11 @@ REGISTRY: tuple[Mutation, ...] = (
         "pass",
         ("tests/analysis/test_claims.py::test_the_designated_ct_is_the_one_trained_as_its_preset_stands",)),
     Mutation(
+        "suite-runs-a-step-finished-meanwhile", "ctbench/suite.py",
+        "        p = current(suite, p.step)\n        if p.status == \"done\":",
+        "        if False:",
+        ("tests/analysis/test_suite.py::test_a_step_another_suite_finished_meanwhile_is_not_run_again",)),
+    Mutation(
         "publish-drops-table7-sums", "scripts/publish_runs.py",
         "    compact = frequency_file(run)\n",
         "    compact = None\n",

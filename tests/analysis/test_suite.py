@@ -190,6 +190,20 @@ def test_an_interrupted_training_is_resumed_not_taken_as_done(tmp_path, capsys):
     assert "long: skip (done)" in run_main(["--preset", str(path), "--dry-run", "--only", "long"], capsys)[1]
 
 
+def test_a_step_another_suite_finished_meanwhile_is_not_run_again(tmp_path, capsys, monkeypatch):
+    """Two suites over one runs folder: the plan is made at the start, but each step is looked at again just
+    before it runs, so a step the other suite finished meanwhile is skipped, not started over."""
+    path = toy_suite(tmp_path)
+    suite = S.load_suite(str(path))
+    planned = [p for p in S.plan(suite, NO_GPU) if p.step.name == "a"]
+    assert planned[0].status == "run"
+    (tmp_path / "runs" / "a").mkdir(parents=True)                                  # the other suite's work
+    (tmp_path / "runs" / "a" / "results.json").write_text(json.dumps({"value": 9.0}))
+    assert S.run_suite(suite, planned, report=False) == 0
+    assert "a: done already" in capsys.readouterr().out
+    assert json.loads((tmp_path / "runs" / "a" / "results.json").read_text())["value"] == 9.0
+
+
 @pytest.mark.parametrize("body, message", [
     ('[[step]]\nname = "a"\n', "needs a name and a cmd"),
     ('[[step]]\nname = "a"\ncmd = "x"\nneeds = []\nbogus = 1\n', "unknown field(s) ['bogus']"),
