@@ -152,13 +152,11 @@ def _table5(runs: list[Run]) -> list[dict]:
         by_setting.setdefault((a.first.dataset, str(res.get("split"))), []).append(a)
     rows = []
     for (ds, split), arms in sorted(by_setting.items()):
-        main = [a for a in arms if (str(a.first.results.get("compression")),
-                                    str(a.first.results.get("compression_loss"))) == rules.MAIN_CT]
+        main = [a for a in arms if rules.is_main_ct(a)]
         # the conv + attention setting trained like the other compressors (not, e.g., a schedule variant)
         with_others = [(m, [a for a in arms if a is not m and rules.same_training(a.first, m.first)]) for m in main]
-        sweep = [a for a in arms if (str(a.first.results.get("compression")),
-                                     str(a.first.results.get("compression_loss"))) != rules.MAIN_CT]
-        if main and not any(o for _, o in with_others) and sweep:    # other compressors, trained otherwise
+        # other compressors exist, but trained otherwise
+        if main and not any(o for _, o in with_others) and not all(rules.is_main_ct(a) for a in arms):
             rows.append(_row("conv + attention-reconstruction loss is the best compressor", "Table 5",
                              f"{', '.join(m.first.path.name for m in main)} (conv + attention) was trained with other "
                              "data or training settings than the other compressors: not comparable", None, [],

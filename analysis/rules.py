@@ -10,9 +10,10 @@
                 split and metric, both at their trained memory sizes, the TXL's memory equal to the CT's
                 memory + compressed memory (equal attention cost), the same data and training settings; where
                 several CT settings qualify, the one trained as its preset stands (not a sweep's override of
-                its compressor), then the paper's main one (conv compressor, attention-reconstruction loss). Never the best of many CT runs against one TXL. Settings trained differently (e.g. a
-                preset and its longer-trained version), each with its own TXL twin, are separate pairs, the
-                one with most seeds first.
+                its compressor), then the paper's main one (conv compressor, attention-reconstruction loss).
+                Never the best of many CT runs against one TXL. Settings trained differently (e.g. a preset
+                and its longer-trained version), each with its own TXL twin, are separate pairs, the one with
+                most seeds first.
     verdict     `verdict`: the CT's advantage (TXL - CT for a loss) per seed; its 95% t-interval over seeds
                 (paired by seed when both arms have the same seeds, Welch otherwise). "reproduced" when the
                 interval lies above 0, "NOT reproduced" when it lies below 0, "tie" when it holds 0, and
@@ -149,12 +150,16 @@ def arms(runs: list[Run]) -> list[Arm]:
     return [Arm(rs) for _, rs in sorted(groups.items(), key=lambda kv: str(kv[0]))]
 
 
+def is_main_ct(arm: Arm) -> bool:
+    """Whether the setting uses the paper's main compressor and compression loss (MAIN_CT)."""
+    res = arm.first.results
+    return (str(res.get("compression")), str(res.get("compression_loss"))) == MAIN_CT
+
+
 def prefer_main(cts: list[Arm]) -> list[Arm]:
     """Of several Compressive Transformer settings, those with the paper's main compressor and loss (all of
     them when none has it)."""
-    main = [c for c in cts if (str(c.first.results.get("compression")),
-                               str(c.first.results.get("compression_loss"))) == MAIN_CT]
-    return main or cts
+    return [c for c in cts if is_main_ct(c)] or cts
 
 
 def designated_ct(runs: list[Run]) -> dict[str, Arm]:

@@ -453,15 +453,16 @@ def frequency_stats(run: Run) -> tuple[dict, int | None, bool, tuple] | None:
     return buckets, tt, bool(data.get("train_tokens_estimated", False)), edges
 
 
-def arm_frequency_stats(arm: rules.Arm) -> tuple[dict, int | None, bool, tuple] | None:
-    """frequency_stats of an arm, its seeds pooled (each bucket's nats and tokens summed over the seeds), so
-    that a perplexity is exp(total nats / total tokens) of the arm; None when no seed has the inputs."""
-    per = [st for r in arm.runs if (st := frequency_stats(r)) is not None]
+def arm_frequency_stats(arm: rules.Arm) -> tuple[dict, int | None, bool, tuple, int] | None:
+    """frequency_stats of an arm, its seeds pooled (each bucket's nats and tokens summed over one run per
+    seed, as the verdict counts seeds), so that a perplexity is exp(total nats / total tokens) of the arm,
+    plus the number of seeds pooled; None when no seed has the inputs."""
+    per = [st for r in arm.by_seed.values() if (st := frequency_stats(r)) is not None]
     if not per:
         return None
     buckets, tt, estimated, edges = per[0]
     pooled = {k: _bucket(sum(p[0][k]["nats"] for p in per), sum(p[0][k]["tokens"] for p in per)) for k in buckets}
-    return pooled, tt, estimated, edges
+    return pooled, tt, estimated, edges, len(per)
 
 
 def rare_vs_frequent(ct: dict, txl: dict) -> tuple[str, float, float]:
@@ -510,11 +511,12 @@ def table7(runs: list[Run]) -> list[Table]:
                                                                                     "compressive"}):
             if model not in chosen:
                 continue
-            arm, (b, tt, estimated, edges) = chosen[model]
+            arm, (b, tt, estimated, edges, seeds) = chosen[model]
             scale = tt / paper.WIKITEXT103_TRAIN_TOKENS if tt else 1.0
             stats[model] = b
-            rows.append({"row": f"{model} (ours{_seeds_suffix(arm)})", **{c: b[c]["ppl"] for c in cols}})
-            counts = counts or {c: b[c]["tokens"] // max(1, len(arm.runs)) for c in cols}
+            rows.append({"row": f"{model} (ours" + (f", {seeds} seeds pooled)" if seeds > 1 else ")"),
+                         **{c: b[c]["ppl"] for c in cols}})
+            counts = counts or {c: b[c]["tokens"] // seeds for c in cols}       # one seed's test tokens
             edge_txt = ", ".join(fmt(round(e, 1)) for e in edges)
             if tt is None:
                 notes.append(f"training-set size unknown (results.json has no train_tokens): "
@@ -564,10 +566,6 @@ def rare_gain_verdict(ct: rules.Arm, txl: rules.Arm) -> rules.Verdict:
         adv = lambda k: (b[0][k]["nats"] / b[0][k]["tokens"] - a[0][k]["nats"] / a[0][k]["tokens"]) / rules.LN2  # noqa: E731
         rare[seed], freq[seed] = adv(bucket), adv(">10K")
     return rules.verdict(rare, freq, lower_better=False)
-
-
-def _seeds_suffix(arm: rules.Arm) -> str:
-    return f", {len(arm.runs)} seeds pooled" if len(arm.runs) > 1 else ""
 
 
 def _gain(base: float, new: float) -> float:

@@ -223,7 +223,7 @@ REGISTRY: tuple[Mutation, ...] = (
     Mutation(
         "table7-first-seed-only", "analysis/tables.py",
         "if (st := arm_frequency_stats(arm)) is not None}",
-        "if (st := frequency_stats(arm.first)) is not None}",
+        "if (st := (*frequency_stats(arm.first), 1)) is not None}",
         ("tests/analysis/test_tables.py::test_rare_word_claim_is_judged_in_bits_over_seeds",)),
     Mutation(
         "two-trained-settings-no-pair", "analysis/rules.py",

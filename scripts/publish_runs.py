@@ -5,9 +5,10 @@
 For each run directory under SRC that has results.json (and matches --only, a glob, repeatable): config.toml,
 metrics.jsonl, results.json and analysis/*.json (not the per-token .npz files, which are large) go to
 DEST/<run name>/, replacing what was there. A word-level run's token_losses.npz leaves its Table 7 sums
-behind as analysis/frequency_buckets.json (the compact form analysis.tables.frequency_stats reads). Absolute paths inside ../shared (the data beside the checkout)
-become relative to the repository root (`../shared/...`), so a published config.toml reads the same on
-any machine; other absolute paths are left as they are and listed.
+behind as analysis/frequency_buckets.json (the compact form analysis.tables.frequency_stats reads).
+Absolute paths inside ../shared (the data beside the checkout) become relative to the repository root
+(`../shared/...`), so a published config.toml reads the same on any machine; other absolute paths are left
+as they are and listed.
 """
 from __future__ import annotations
 
