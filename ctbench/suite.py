@@ -264,6 +264,16 @@ def _resume_estimate(run_dir: Path) -> tuple[float, str] | None:
             f"{last['step']:,} of {steps:,} steps done at {last['time_s'] / last['step']:.2f} s/step")
 
 
+def _measured(suite: Suite, name: str) -> tuple[dict, Path] | tuple[None, None]:
+    """The published results.json of the run `name`, or else of its seed-0 twin (`X-seed2` -> `X`): another seed
+    runs the same steps on the same model, so it takes about as long."""
+    for candidate in dict.fromkeys((name, re.sub(r"-seed\d+$", "", name))):
+        res = _json(suite.measured / candidate / "results.json")
+        if res:
+            return res, suite.measured / candidate
+    return None, None
+
+
 def estimate(suite: Suite, p: Planned) -> tuple[float | None, str]:
     """(seconds or None, how it was estimated) for a step that will run or resume."""
     from analysis.runs import is_number
@@ -277,13 +287,13 @@ def estimate(suite: Suite, p: Planned) -> tuple[float | None, str]:
         return None, "no estimate"
     if action == "eval":
         target = Path(argv[argv.index("--run") + 1]).name if "--run" in argv[:-1] else p.step.name
-        res = _json(suite.measured / target / "results.json")
+        res, where = _measured(suite, target)
         if res and res.get("source") == "eval" and is_number(res.get("eval_time_s")):
-            return float(res["eval_time_s"]), f"as evaluated for {suite.measured / target}"
+            return float(res["eval_time_s"]), f"as evaluated for {where}"
     else:
-        res = _json(suite.measured / p.step.name / "results.json")
+        res, where = _measured(suite, p.step.name)
         if res and is_number(res.get("wall_time_s")):
-            return float(res["wall_time_s"]), f"as trained for {suite.measured / p.step.name}"
+            return float(res["wall_time_s"]), f"as trained for {where}"
     return None, f"no estimate: no earlier run in {suite.measured}"
 
 
