@@ -50,6 +50,11 @@ def train_commands(arms: list[rules.Arm]) -> str:
     return "; ".join(dict.fromkeys(out)) + "; --set train.seed=S for more seeds"
 
 
+def _preset_of(run: Run, n_here: int) -> str:
+    """', PRESET' where a dataset has this claim measured n_here > 1 ways (a preset and its longer version)."""
+    return f", {run.results.get('preset')}" if n_here > 1 else ""
+
+
 def _pairs_claims(runs: list[Run]) -> list[dict]:
     pairs, _ = rules.designated_pairs(runs)
     per_split = Counter((p.domain, p.dataset, p.split) for p in pairs)
@@ -60,7 +65,7 @@ def _pairs_claims(runs: list[Run]) -> list[dict]:
         claim = "CT beats TXL of equal attention cost on raw speech" if speech else \
             "CT beats TXL of equal attention cost"
         # a dataset with pairs trained two ways (a preset and its longer version) names the CT's preset
-        preset = f", {p.ct.first.results.get('preset')}" if per_split[(p.domain, p.dataset, p.split)] > 1 else ""
+        preset = _preset_of(p.ct.first, per_split[(p.domain, p.dataset, p.split)])
         rows.append(_row(f"{claim} ({p.ct.first.short_dataset}, {p.split}{preset})",
                          "Figure 4" if speech else "Tables 3, 4, 6",
                          f"CT {rules.mean_std(p.ct.values())} vs TXL {rules.mean_std(p.txl.values())} {unit}; "
@@ -111,18 +116,23 @@ def _remention(runs: list[Run]) -> list[dict]:
     analysis/remention.json (the claims of earlier runs stay as they were)."""
     with_file = [r for r in runs if r.analysis_file("remention.json")]
     pairs, _ = rules.designated_pairs(with_file)
-    rows, done = [], set()
+    first_split = {}                        # per dataset its first split (test before valid): one row per pair there
+    for p in pairs:
+        first_split.setdefault(p.dataset, p.split)
+    pairs = [p for p in pairs if p.split == first_split[p.dataset]]
+    per_dataset = Counter(p.dataset for p in pairs)
+    rows = []
     for p in pairs:
         gap = [(lo, hi) for name, lo, hi in tables.remention_pair_buckets(p)
                if name == "beyond the TXL, within the CT's reach"]
-        if not gap or p.dataset in done:
+        if not gap:
             continue
-        done.add(p.dataset)                 # one row per dataset: its first (test before valid) pair
         v = tables.remention_verdict(p, *gap[0])
         if math.isnan(v.advantage):
             continue
         rows.append(_row(f"compressed memory helps on real-text re-mentions beyond the TXL's reach "
-                         f"({p.ct.first.short_dataset})", "Sections 1, 5 (no table; our re-mention table)",
+                         f"({p.ct.first.short_dataset}{_preset_of(p.ct.first, per_dataset[p.dataset])})",
+                         "Sections 1, 5 (no table; our re-mention table)",
                          f"words last seen {gap[0][0]:,}-{gap[0][1]:,} tokens back: advantage {v.advantage:+.3g} "
                          "bits per token", v, p.ct.runs + p.txl.runs,
                          train_commands([p.ct, p.txl]).replace("--save-analysis", "--split test")))
@@ -230,12 +240,14 @@ def _sweep(runs: list[Run]) -> list[dict]:
         if a.model == "compressive" and a.evaluated[0] == a.trained[0] and a.evaluated[1] > a.trained[1]:
             trained_runs = tuple(str(r.path) for r in a.runs if rules.at_trained_size(r))
             larger.setdefault((a.dataset, a.split, trained_runs), []).append(a)
+    per_split = Counter((ds, split) for ds, split, _ in larger)
     rows = []
-    for (ds, _, _), found in sorted(larger.items()):
+    for (ds, split, _), found in sorted(larger.items()):
         best = min(found, key=lambda a: float(np.mean(list(a.paired()[1].values()))))
         base, other = best.paired()
         v = rules.verdict(other, base, lower_better=True)
-        rows.append(_row(f"a larger compressed memory at evaluation helps ({found[0].runs[0].short_dataset})",
+        rows.append(_row(f"a larger compressed memory at evaluation helps ({found[0].runs[0].short_dataset}"
+                         f"{_preset_of(found[0].runs[0], per_split[(ds, split)])})",
                          "Tables 8-9", f"trained cmem {best.trained[1]}: {rules.mean_std(base)}; larger: " +
                          ", ".join(f"{a.evaluated[1]}: {rules.mean_std(a.paired()[1])}" for a in found) +
                          f"; advantage of {best.evaluated[1]} {v.advantage:+.2g} {best.unit}",
@@ -246,12 +258,14 @@ def _sweep(runs: list[Run]) -> list[dict]:
 
 def _memory_used(runs: list[Run]) -> list[dict]:
     """Section 3 of issue 14: removing the compressed memory at evaluation (same weights, same tokens) costs loss."""
+    found = [a for a in tables.ablation_pairs(runs)
+             if a.model == "compressive" and a.evaluated[1] == 0 and a.evaluated[0] == a.trained[0]]
+    per_split = Counter((a.dataset, a.split) for a in found)
     rows = []
-    for a in tables.ablation_pairs(runs):
-        if a.model != "compressive" or a.evaluated[1] != 0 or a.evaluated[0] != a.trained[0]:
-            continue
+    for a in found:
         v = a.verdict()
-        rows.append(_row(f"the CT uses its compressed memory ({a.runs[0].short_dataset}, {a.split})",
+        rows.append(_row(f"the CT uses its compressed memory ({a.runs[0].short_dataset}, {a.split}"
+                         f"{_preset_of(a.runs[0], per_split[(a.dataset, a.split)])})",
                          "Section 5 (implied; no table)",
                          f"scored without it: {v.advantage:+.3g} {a.unit} (trained {rules.mean_std(a.paired()[0])})", v,
                          a.runs, f"{SUITE} 'text-enwik8-ct*' (the -cmem0 evaluation copies)"))

@@ -311,6 +311,10 @@ class Ablation:
     other: dict
     runs: list
 
+    @property
+    def preset(self) -> str:
+        return str(self.runs[0].results.get("preset", ""))
+
     def paired(self) -> tuple[dict, dict]:
         """(base, other) over the seeds scored both ways: a seed evaluated one way only does not enter."""
         seeds = sorted(set(self.base) & set(self.other), key=str)
@@ -358,7 +362,7 @@ def ablations(runs: list[Run]) -> list[Table]:
     rows = []
     for a in found:
         v, (base, other) = a.verdict(), a.paired()
-        rows.append({"dataset": a.dataset, "model": a.model, "split": a.split,
+        rows.append({"dataset": a.dataset, "preset": a.preset, "model": a.model, "split": a.split,
                      "trained mem / cmem": f"{a.trained[0]} / {a.trained[1]}",
                      "evaluated mem / cmem": f"{a.evaluated[0]} / {a.evaluated[1]}",
                      "seeds": len(base), "trained size": rules.mean_std(base), "evaluated size": rules.mean_std(other),
@@ -812,8 +816,18 @@ def remention(runs: list[Run]) -> list[Table]:
     chosen = list(filter(at_trained_size, with_file)) or with_file
     if not chosen:
         return []
-    datasets = list(dict.fromkeys(r.dataset for r in chosen))
-    return [_remention_table([r for r in chosen if r.dataset == ds]) for ds in datasets]
+    out = []
+    for ds in dict.fromkeys(r.dataset for r in chosen):
+        here = [r for r in chosen if r.dataset == ds]
+        pairs, _ = rules.designated_pairs(here)
+        first_split = [p for p in pairs if p.split == pairs[0].split] if pairs else []
+        if len(first_split) > 1:
+            # a preset and its longer-trained version (each with its TXL twin): one table per pair, named by preset
+            out += [_remention_table(p.ct.runs + p.txl.runs, preset=str(p.ct.first.results.get("preset")))
+                    for p in first_split]
+        else:
+            out.append(_remention_table(here))
+    return out
 
 
 # the rows after the distance buckets: (name, lo, hi) with a negative lo naming a part of remention.json
@@ -828,7 +842,7 @@ def _bucket_bits(r: Run, lo: int, hi: int | None) -> tuple:
     return remention_bits(data, lo, hi) if lo >= 0 else _part_bits(data, _PART_KEYS[lo]) + (True,)
 
 
-def _remention_table(chosen: list[Run]) -> Table:
+def _remention_table(chosen: list[Run], preset: str = "") -> Table:
     pairs, _ = rules.designated_pairs(chosen)
     short = chosen[0].short_dataset
     notes = ["distance: tokens (bytes for enwik8) from the start of a token's word back to the start of the same "
@@ -877,5 +891,6 @@ def _remention_table(chosen: list[Run]) -> Table:
         notes.insert(0, "no designated CT / TXL pair among these runs (analysis/rules.py): each setting's bits per "
                         "token (mean +- std over seeds), buckets at every setting's reach edges; no verdict")
         runs_used = [r for a in found for r in a.runs]
-    return Table(f"remention_{_slug(short)}", f"Re-mentions on real text ({short}): bits per token by distance "
+    return Table(f"remention_{_slug(short)}" + (f"_{_slug(preset)}" if preset else ""),
+                 f"Re-mentions on real text ({short}{', ' + preset if preset else ''}): bits per token by distance "
                  "to the word's previous occurrence", pd.DataFrame(rows), notes, scale_frame(runs_used))

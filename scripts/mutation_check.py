@@ -255,6 +255,18 @@ REGISTRY: tuple[Mutation, ...] = (
         "    compact = frequency_file(run)\n",
         "    compact = None\n",
         ("tests/test_publish_runs.py::test_word_level_run_keeps_its_table7_sums",)),
+    Mutation(
+        "remention-shows-one-pair-per-dataset", "analysis/tables.py",
+        "        if len(first_split) > 1:\n", "        if False:\n",
+        ("tests/analysis/test_remention_table.py::test_a_preset_and_its_longer_version_get_a_table_and_a_claim_each",)),
+    Mutation(
+        "ablation-claims-not-named-by-preset", "analysis/claims.py",
+        "f\"{_preset_of(a.runs[0], per_split[(a.dataset, a.split)])})\",", "\")\",",
+        ("tests/analysis/test_ablations.py::test_a_preset_and_its_longer_version_are_named_apart",)),
+    Mutation(
+        "seed-estimate-ignores-seed0-twin", "ctbench/suite.py",
+        'for candidate in dict.fromkeys((name, re.sub(r"-seed\\d+$", "", name))):', "for candidate in (name,):",
+        ("tests/analysis/test_suite.py::test_dry_run_estimates_wall_time_from_measured_runs_and_resumes",)),
 )
 
 

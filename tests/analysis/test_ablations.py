@@ -11,19 +11,22 @@ NO_CMEM = {0: 2.40, 1: 2.43, 2: 2.37}        # removing the compressed memory co
 BIGGER = {0: 2.301, 1: 2.318, 2: 2.282}      # +0.001, -0.002, +0.002: noise
 
 
-def arm(root, name, seed, value, mem=128, cmem=128, model="compressive", trained=(128, 128)):
-    config = f'[model]\nd_model = 32\nmem_len = {trained[0]}\ncmem_len = {trained[1]}\n[train]\nseed = {seed}\n'
+def arm(root, name, seed, value, mem=128, cmem=128, model="compressive", trained=(128, 128), steps=100,
+        preset="p"):
+    config = (f'[model]\nd_model = 32\nmem_len = {trained[0]}\ncmem_len = {trained[1]}\n'
+              f'[train]\nseed = {seed}\nsteps = {steps}\n')
     make_run(root, name, config=config, model=model, dataset="enwik8", value=value, mem_len=mem, cmem_len=cmem,
-             train_mem_len=trained[0], train_cmem_len=trained[1])
+             train_mem_len=trained[0], train_cmem_len=trained[1], preset=preset)
 
 
-def make_ablations(root, seeds=(0, 1, 2)):
+def make_ablations(root, seeds=(0, 1, 2), prefix="", shift=0.0, **kw):
+    """shift: added to every score of the evaluation copies without the compressed memory."""
     for s in seeds:
         sfx = "" if s == 0 else f"-seed{s}"
-        arm(root, f"ct{sfx}", s, TRAINED[s])
-        arm(root, f"ct-cmem0{sfx}", s, NO_CMEM[s], cmem=0)
-        arm(root, f"ct-cmem256{sfx}", s, BIGGER[s], cmem=256)
-        arm(root, f"txl{sfx}", s, 2.35, mem=256, cmem=0, model="transformerxl", trained=(256, 0))
+        arm(root, f"{prefix}ct{sfx}", s, TRAINED[s], **kw)
+        arm(root, f"{prefix}ct-cmem0{sfx}", s, NO_CMEM[s] + shift, cmem=0, **kw)
+        arm(root, f"{prefix}ct-cmem256{sfx}", s, BIGGER[s], cmem=256, **kw)
+        arm(root, f"{prefix}txl{sfx}", s, 2.35, mem=256, cmem=0, model="transformerxl", trained=(256, 0), **kw)
 
 
 def test_rows_pair_each_seed_with_its_own_trained_weights(tmp_path):
@@ -56,6 +59,20 @@ def test_claims_row_says_the_compressed_memory_is_used(tmp_path):
     row = df[df.claim.str.startswith("the CT uses its compressed memory")].iloc[0]
     assert row["verdict"] == "reproduced" and row["seeds"] == "3 vs 3"
     assert "+0.1" in row["ours"]
+
+
+def test_a_preset_and_its_longer_version_are_named_apart(tmp_path):
+    """Ablations of two trainings of one dataset: a row each in the table (its preset shown) and claims rows
+    named by preset, each judged on its own seeds."""
+    make_ablations(tmp_path, preset="p")
+    make_ablations(tmp_path, prefix="long-", shift=-0.2, steps=500, preset="p-long")   # without it: better
+    [t] = tables.ablations(load_runs([tmp_path]))
+    assert sorted(t.frame[t.frame["evaluated mem / cmem"] == "128 / 0"]["preset"]) == ["p", "p-long"]
+    rows = claims.claims(load_runs([tmp_path])).frame.set_index("claim")
+    assert rows.loc["the CT uses its compressed memory (enwik8, test, p)", "verdict"] == "reproduced"
+    assert rows.loc["the CT uses its compressed memory (enwik8, test, p-long)", "verdict"] == "NOT reproduced"
+    assert {"a larger compressed memory at evaluation helps (enwik8, p)",
+            "a larger compressed memory at evaluation helps (enwik8, p-long)"} <= set(rows.index)
 
 
 def test_without_evaluation_copies_there_is_no_table(tmp_path):

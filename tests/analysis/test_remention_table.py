@@ -29,18 +29,19 @@ def remention_json(window, mem, cmem, rate, fill: dict, first=(50, 6.0), no_word
             "overall": {"tokens": n, "bits_sum": total}}
 
 
-def make_pair(root, seeds=(0, 1, 2)):
-    """CT: window 16, memory 16, compressed 8 x c=3 (reach 16 / 32 / 56); TXL: memory 24 (reach 16 / 40)."""
+def make_pair(root, seeds=(0, 1, 2), prefix="", shift=0.0, **kw):
+    """CT: window 16, memory 16, compressed 8 x c=3 (reach 16 / 32 / 56); TXL: memory 24 (reach 16 / 40).
+    shift: added to the CT's bits beyond the TXL's reach; kw: more results.json keys and the config."""
     for s in seeds:
         jitter = [0.01, -0.01, 0.0][s]
         ct = {16: (100, 1.0 + jitter), 40: (80, 2.0),
-              48: (30, 3.0 + 0.01 * s), 56: (10, 3.0 + 0.01 * s + 0.4),    # (40, 56]: 40 tokens, mean +0.1
+              48: (30, 3.0 + 0.01 * s + shift), 56: (10, 3.0 + 0.01 * s + 0.4 + shift),  # (40, 56]: mean +0.1
               64: (5, 5.0 + 0.1 * s), None: (5, 5.0 + 0.1 * s)}
         txl = {16: (100, 1.0), 40: (80, 2.5 + 0.01 * s), 48: (40, 4.1 + 0.02 * s), 64: (10, 4.0)}
-        make_run(root, f"ct{s}", dataset="enwik8", seed=s, value=1.0,
-                 analysis={"remention.json": remention_json(16, 16, 8, 3, ct)})
-        make_run(root, f"txl{s}", dataset="enwik8", model="transformerxl", seed=s, mem_len=24, value=1.1,
-                 analysis={"remention.json": remention_json(16, 24, 0, 3, txl, first=(50, 6.5))})
+        make_run(root, f"{prefix}ct{s}", dataset="enwik8", seed=s, value=1.0,
+                 analysis={"remention.json": remention_json(16, 16, 8, 3, ct)}, **kw)
+        make_run(root, f"{prefix}txl{s}", dataset="enwik8", model="transformerxl", seed=s, mem_len=24, value=1.1,
+                 analysis={"remention.json": remention_json(16, 24, 0, 3, txl, first=(50, 6.5))}, **kw)
 
 
 def test_pair_table_buckets_means_and_verdicts(tmp_path):
@@ -70,6 +71,25 @@ def test_pair_table_buckets_means_and_verdicts(tmp_path):
     [claim] = claims._remention(load_runs([tmp_path]))
     assert claim["verdict"] == "reproduced" and claim["seeds"] == "3 vs 3"
     assert "re-mentions beyond the TXL's reach (enwik8)" in claim["claim"] and "40-56 tokens back" in claim["ours"]
+
+
+def test_a_preset_and_its_longer_version_get_a_table_and_a_claim_each(tmp_path):
+    """Two designated pairs on one dataset (trained differently): one table per pair, named by the CT's preset,
+    and one claims row per pair; neither pair hides the other."""
+    make_pair(tmp_path, preset="quick", config="[train]\nsteps = 100\n")
+    make_pair(tmp_path, prefix="long-", shift=1.5, preset="quick-long", config="[train]\nsteps = 500\n")
+    found = {t.name: t for t in tables.remention(load_runs([tmp_path]))}
+    assert sorted(found) == ["remention_enwik8_quick", "remention_enwik8_quick-long"]
+    gap = "beyond the TXL, within the CT's reach"
+    assert found["remention_enwik8_quick"].frame.set_index("bucket").loc[gap, "verdict"] == "reproduced"
+    long = found["remention_enwik8_quick-long"]
+    assert long.frame.set_index("bucket").loc[gap, "CT - TXL"] == pytest.approx(-1.01 + 1.5)
+    assert long.frame.set_index("bucket").loc[gap, "verdict"] == "NOT reproduced"
+    assert any("CT long-ct0, long-ct1, long-ct2 vs TXL long-txl0" in n for n in long.notes)
+    rows = {r["claim"]: r for r in claims._remention(load_runs([tmp_path]))}
+    assert sorted(rows) == [f"compressed memory helps on real-text re-mentions beyond the TXL's reach (enwik8, {p})"
+                            for p in ("quick", "quick-long")]
+    assert [r["verdict"] for r in rows.values()] == ["reproduced", "NOT reproduced"]
 
 
 def test_one_seed_each_gives_no_verdict(tmp_path):
