@@ -115,11 +115,7 @@ def _remention(runs: list[Run]) -> list[dict]:
     """Real text: re-mentions beyond the TXL's reach and within the CT's. No row at all without
     analysis/remention.json (the claims of earlier runs stay as they were)."""
     with_file = [r for r in runs if r.analysis_file("remention.json")]
-    pairs, _ = rules.designated_pairs(with_file)
-    first_split = {}                        # per dataset its first split (test before valid): one row per pair there
-    for p in pairs:
-        first_split.setdefault(p.dataset, p.split)
-    pairs = [p for p in pairs if p.split == first_split[p.dataset]]
+    pairs = tables.remention_pairs(with_file)
     per_dataset = Counter(p.dataset for p in pairs)
     rows = []
     for p in pairs:

@@ -805,6 +805,16 @@ def remention_verdict(pair: rules.Pair, lo: int, hi: int | None) -> rules.Verdic
     return rules.verdict(pair.ct.values(of), pair.txl.values(of), lower_better=True)
 
 
+def remention_pairs(runs: list[Run]) -> list[rules.Pair]:
+    """The designated pairs on each dataset's first split (test before valid): the pairs the re-mention tables and
+    claims judge, one per way the dataset was trained (a preset and its longer version)."""
+    pairs, _ = rules.designated_pairs(runs)
+    first: dict[str, str] = {}
+    for p in pairs:
+        first.setdefault(p.dataset, p.split)
+    return [p for p in pairs if p.split == first[p.dataset]]
+
+
 def remention(runs: list[Run]) -> list[Table]:
     """Bits per token on real text by the distance back to the previous occurrence of the same word, one table
     per dataset: CT vs TXL (mean +- std over seeds, CT - TXL with its 95% interval and the rule's verdict) per
@@ -819,12 +829,11 @@ def remention(runs: list[Run]) -> list[Table]:
     out = []
     for ds in dict.fromkeys(r.dataset for r in chosen):
         here = [r for r in chosen if r.dataset == ds]
-        pairs, _ = rules.designated_pairs(here)
-        first_split = [p for p in pairs if p.split == pairs[0].split] if pairs else []
-        if len(first_split) > 1:
+        pairs = remention_pairs(here)
+        if len(pairs) > 1:
             # a preset and its longer-trained version (each with its TXL twin): one table per pair, named by preset
             out += [_remention_table(p.ct.runs + p.txl.runs, preset=str(p.ct.first.results.get("preset")))
-                    for p in first_split]
+                    for p in pairs]
         else:
             out.append(_remention_table(here))
     return out

@@ -257,7 +257,7 @@ REGISTRY: tuple[Mutation, ...] = (
         ("tests/test_publish_runs.py::test_word_level_run_keeps_its_table7_sums",)),
     Mutation(
         "remention-shows-one-pair-per-dataset", "analysis/tables.py",
-        "        if len(first_split) > 1:\n", "        if False:\n",
+        "        if len(pairs) > 1:\n            # a preset and its longer", "        if False:\n            # a preset and its longer",
         ("tests/analysis/test_remention_table.py::test_a_preset_and_its_longer_version_get_a_table_and_a_claim_each",)),
     Mutation(
         "ablation-claims-not-named-by-preset", "analysis/claims.py",
