@@ -5,6 +5,7 @@ whose runs are absent is listed as "not run" with the command that would run it.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from typing import Callable
 
@@ -228,6 +229,13 @@ def _figure6(runs: list[Run]) -> list[dict]:
                          f"{SUITE} 'text-*-eval'")]
 
 
+def _trained_glob(ablations: list[tables.Ablation]) -> str:
+    """The suite command that trains these ablations' runs and scores their evaluation copies."""
+    names = sorted({re.sub(r"-seed\d+$", "", r.path.name) for a in ablations for r in a.runs
+                    if rules.at_trained_size(r)})
+    return f"{SUITE} " + " --only ".join(f"'{n}*'" for n in names)
+
+
 def _sweep(runs: list[Run]) -> list[dict]:
     """Tables 8-9: the trained CT scored with a larger compressed memory (same memory, same weights, same
     tokens), paired by seed; of several larger sizes, the one with the best mean counts."""
@@ -247,7 +255,7 @@ def _sweep(runs: list[Run]) -> list[dict]:
                          "Tables 8-9", f"trained cmem {best.trained[1]}: {rules.mean_std(base)}; larger: " +
                          ", ".join(f"{a.evaluated[1]}: {rules.mean_std(a.paired()[1])}" for a in found) +
                          f"; advantage of {best.evaluated[1]} {v.advantage:+.2g} {best.unit}",
-                         v, list({str(r.path): r for a in found for r in a.runs}.values()), f"{SUITE} 'text-lr-ct-*'"))
+                         v, list({str(r.path): r for a in found for r in a.runs}.values()), _trained_glob(found)))
     return rows or [_row("a larger compressed memory at evaluation helps", "Tables 8-9", "", None, [],
                          f"{SUITE} 'text-lr-ct-*'")]
 
@@ -264,7 +272,7 @@ def _memory_used(runs: list[Run]) -> list[dict]:
                          f"{_preset_of(a.runs[0], per_split[(a.dataset, a.split)])})",
                          "Section 5 (implied; no table)",
                          f"scored without it: {v.advantage:+.3g} {a.unit} (trained {rules.mean_std(a.paired()[0])})", v,
-                         a.runs, f"{SUITE} 'text-enwik8-ct*' (the -cmem0 evaluation copies)"))
+                         a.runs, f"{_trained_glob([a])} (the -cmem0 evaluation copies)"))
     return rows or [_row("the CT uses its compressed memory", "Section 5 (implied; no table)", "", None, [],
                          f"{SUITE} 'text-enwik8-ct*'")]
 

@@ -104,7 +104,7 @@ def fmt_duration(seconds) -> str:
 def scale_frame(runs: list[Run]) -> pd.DataFrame:
     """The scale each run ran at (the issue asks for it under every table)."""
     rows = []
-    for r in runs:
+    for r in {str(r.path): r for r in runs}.values():  # a trained run serves several ablations: list it once
         res = r.results
         world = res.get("world_size")
         device = f"{world} x {res.get('device')}" if is_number(world) and world > 1 else res.get("device")

@@ -73,6 +73,12 @@ def test_a_preset_and_its_longer_version_are_named_apart(tmp_path):
     assert rows.loc["the CT uses its compressed memory (enwik8, test, p-long)", "verdict"] == "NOT reproduced"
     assert {"a larger compressed memory at evaluation helps (enwik8, p)",
             "a larger compressed memory at evaluation helps (enwik8, p-long)"} <= set(rows.index)
+    # each row's command reruns its own preset's trainings and evaluation copies, not the other's
+    assert rows.loc["the CT uses its compressed memory (enwik8, test, p-long)", "command"] == (
+        f"{claims.SUITE} 'long-ct*' (the -cmem0 evaluation copies)")
+    assert rows.loc["a larger compressed memory at evaluation helps (enwik8, p)", "command"] == f"{claims.SUITE} 'ct*'"
+    # a trained run serves two ablations: listed once under the table
+    assert sorted(t.scale.run) == sorted(set(t.scale.run)) and "long-ct-seed1" in set(t.scale.run)
 
 
 def test_without_evaluation_copies_there_is_no_table(tmp_path):
