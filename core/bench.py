@@ -29,6 +29,7 @@ from torch import nn
 from .config import CTConfig
 from .flops import compressor_parameters, count_parameters, training_flops_per_token, windows_to_fill
 from .run.precision import Precision, autocast, bf16_support, cpu_report, resolve_precision
+from .profile import format_profile, profile_model
 from .transformer import CompressiveTransformer
 
 REFERENCE = dict(d_model=512, n_layers=4, n_heads=8, d_ff=2048, window=128, batch=4, mem_len=128, cmem_len=128,
@@ -291,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mmap-threshold", type=float, default=0.0, metavar="MIB",
                         help="fix glibc's mmap threshold in the children (e.g. 1): blocks at least this large "
                              "return to the OS at free; 0 keeps glibc's adaptive threshold")
+    parser.add_argument("--profile", action="store_true",
+                        help="instead of the speed table: where each model's step time goes (matmuls, casts, "
+                             "copies, softmax, layer norm, optimizer, ...), each model alone in a fresh process")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -304,15 +308,31 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         chosen, skipped = precisions(args.device, args.precision)
-        results = [run(spec, args.device, steps, args.warmup, args.threads, args.malloc_trim, args.mmap_threshold,
-                       precision) for precision in chosen]
+        if args.profile:
+            key, results = "profiles", _profile(spec, args, steps, chosen)
+            text = format_cpu(cpu_report(args.threads)) + "\n\n" + "\n\n".join(map(format_profile, results))
+        else:
+            key, results = "runs", [run(spec, args.device, steps, args.warmup, args.threads, args.malloc_trim,
+                                        args.mmap_threshold, precision) for precision in chosen]
+            text = "\n\n".join(format_table(result) for result in results)
     except ValueError as err:
         print(f"ctbench bench core: {err}", file=sys.stderr)
         return 2
-    print("\n\n".join(format_table(result) for result in results))
+    print(text)
     for name, why in skipped.items():
         print(f"\n{name}: skipped: {why}")
     if args.json:
         from .run.io import atomic_write_json
-        atomic_write_json(args.json, {"cpu": cpu_report(args.threads), "runs": results, "skipped": skipped})
+        atomic_write_json(args.json, {"cpu": cpu_report(args.threads), key: results, "skipped": skipped})
     return 0
+
+
+def _profile(spec: dict, args, steps: int, chosen: list[Precision]) -> list[dict]:
+    """``--profile``: core/profile.py's breakdown for each precision, each model in its own process."""
+    warmup = max(args.warmup or 0, warmup_windows(spec))
+    ctx = mp.get_context("spawn")
+    return [dict(precision=precision.name, threads=args.threads or torch.get_num_threads(), steps=steps,
+                 warmup=warmup, spec=spec,
+                 rows=[_in_child(ctx, args.threads, profile_model, spec, name, args.device, steps, warmup, precision)
+                       for name in NAMES])
+            for precision in chosen]

@@ -267,6 +267,12 @@ REGISTRY: tuple[Mutation, ...] = (
         "seed-estimate-ignores-seed0-twin", "ctbench/suite.py",
         'for candidate in dict.fromkeys((name, re.sub(r"-seed\\d+$", "", name))):', "for candidate in (name,):",
         ("tests/analysis/test_suite.py::test_dry_run_estimates_wall_time_from_measured_runs_and_resumes",)),
+    Mutation(
+        "profile-casts-counted-as-copies", "core/profile.py",
+        "for c in (name, *callers[:2])):\n        return \"cast\"",
+        "for c in (name, *callers[:2])):\n        return \"copy / join / zero\"",
+        ("tests/core/test_bench_profile.py::test_each_operator_goes_to_its_category[aten::copy_-callers2-cast]",
+         "tests/core/test_bench_profile.py::test_categories_add_up_to_the_self_time_of_every_operator")),
 )
 
 
