@@ -152,6 +152,9 @@ def test_every_preset_loads_and_paper_models_have_about_40m_parameters():
     assert ct.model.transformer.mem_len + ct.model.transformer.cmem_len == txl.model.transformer.mem_len
     for name in ("cpu-fsdd", "cpu-fsdd-txl", "cpu-fsdd-wavenet"):  # comparable cpu models
         assert 0.14e6 < sizes[name] < 0.18e6
+    for name in ("cpu-fsdd-long", "cpu-fsdd-long-txl", "cpu-fsdd-long-wavenet"):  # the sized tier
+        assert 0.9e6 < sizes[name] < 1.2e6
+    assert sizes["cpu-fsdd-long-wavenet"] == 1_172_320 and sizes["cpu-fsdd-long"] == 1_186_048
 
 
 def _held_bytes(tensors) -> int:
