@@ -118,11 +118,29 @@ class _Trainee:
         return all(lm.mem.shape[1] == self.cfg.mem_len and lm.cmem.shape[1] == self.cfg.cmem_len
                    for lm in self.mem.layers)
 
+    def require_full(self, name: str, warmup: int) -> None:
+        """Raises RuntimeError, saying how far it got, if a memory is not full after ``warmup`` windows."""
+        if not self.memory_full():
+            lm = self.mem.layers[0]
+            raise RuntimeError(f"ctbench bench core: after {warmup} warm-up windows the {name}'s memories hold "
+                               f"{lm.mem.shape[1]} / {self.cfg.mem_len} and {lm.cmem.shape[1]} / "
+                               f"{self.cfg.cmem_len}; it needs {self.row()['windows_to_fill']} windows")
+
     def row(self) -> dict:
         flops = training_flops_per_token(self.model.stack, self.t)
         return dict(params=count_parameters(self.model), params_compressor=compressor_parameters(self.model.stack),
                     flops_per_token=flops["total"], flops=flops, mem_len=self.cfg.mem_len,
                     cmem_len=self.cfg.cmem_len, windows_to_fill=windows_to_fill(self.cfg, self.t))
+
+
+def resolve_warmup(spec: dict, warmup: int | None) -> int:
+    """``--warmup``: None means until every memory is full; fewer windows than that is a ValueError."""
+    needed = warmup_windows(spec)
+    if warmup is not None and warmup < needed:
+        raise ValueError(f"--warmup {warmup}: the memories fill only after {needed} windows at this size "
+                         f"(n_m + c n_cm = {spec['mem_len'] + spec['rate'] * spec['cmem_len']} tokens at "
+                         f"T = {spec['window']}); use --warmup >= {needed} or leave it out")
+    return needed if warmup is None else warmup
 
 
 def warmup_windows(spec: dict) -> int:
@@ -141,11 +159,7 @@ def measure_speed(spec: dict, device: str, steps: int, warmup: int, precision: P
         for trainee in trainees.values():
             trainee.step()
     for name, trainee in trainees.items():
-        if not trainee.memory_full():
-            lm = trainee.mem.layers[0]
-            raise RuntimeError(f"ctbench bench core: after {warmup} warm-up windows the {name}'s memories hold "
-                               f"{lm.mem.shape[1]} / {trainee.cfg.mem_len} and {lm.cmem.shape[1]} / "
-                               f"{trainee.cfg.cmem_len}; it needs {trainee.row()['windows_to_fill']} windows")
+        trainee.require_full(name, warmup)
     times: dict[str, list[float]] = {name: [] for name in (*NAMES, "matmul")}
     for _ in range(steps):
         for name, trainee in trainees.items():
@@ -194,13 +208,7 @@ def run(spec: dict, device: str, steps: int, warmup: int | None = None, threads:
         precision: Precision = Precision("fp32", "set")) -> dict:
     """One table: ``steps`` timed windows per model in ``precision`` after ``warmup`` windows (default: until
     every memory is full; fewer is a ValueError)."""
-    needed = warmup_windows(spec)
-    if warmup is None:
-        warmup = needed
-    elif warmup < needed:
-        raise ValueError(f"--warmup {warmup}: the memories fill only after {needed} windows at this size "
-                         f"(n_m + c n_cm = {spec['mem_len'] + spec['rate'] * spec['cmem_len']} tokens at "
-                         f"T = {spec['window']}); use --warmup >= {needed} or leave it out")
+    warmup = resolve_warmup(spec, warmup)
     # glibc serves a freed large block's size from its heap from then on (its mmap threshold rises
     # with each free), and that heap fragments: peak RSS ends ~150 MiB above the live memory at the
     # reference size. A fixed threshold keeps activations in mmap'd blocks that go back to the OS
@@ -329,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _profile(spec: dict, args, steps: int, chosen: list[Precision]) -> list[dict]:
     """``--profile``: core/profile.py's breakdown for each precision, each model in its own process."""
-    warmup = max(args.warmup or 0, warmup_windows(spec))
+    warmup = resolve_warmup(spec, args.warmup)
     ctx = mp.get_context("spawn")
     return [dict(precision=precision.name, threads=args.threads or torch.get_num_threads(), steps=steps,
                  warmup=warmup, spec=spec,

@@ -78,8 +78,7 @@ def profile_model(spec: dict, name: str, device: str, steps: int, warmup: int, p
     trainee = _Trainee(spec, name, device, 2 * steps + warmup, precision)
     for _ in range(warmup):
         trainee.step()
-    if not trainee.memory_full():
-        raise RuntimeError(f"ctbench bench core --profile: the {name}'s memories are not full after {warmup} windows")
+    trainee.require_full(name, warmup)
     wall = statistics.median(trainee.step() for _ in range(steps))
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(steps):

@@ -74,3 +74,10 @@ def test_bench_profile_prints_and_writes_one_breakdown_per_model(tmp_path, capsy
         assert row["categories_ms"]["matmul"] > 0 and row["categories_ms"]["optimizer"] > 0
         assert math.isclose(row["matmul_ideal_ms"], 1000 * row["flops_per_token"] * 2 * 8 / row["matmul_flops"])
         assert f"**{row['in_operators_ms']:.1f}**" in text
+
+
+def test_profile_refuses_a_warmup_that_leaves_memories_unfilled(capsys, monkeypatch):
+    """--profile resolves --warmup as the speed table does: fewer windows than fill the memories is refused."""
+    monkeypatch.setattr("core.bench.REFERENCE", TINY)
+    assert main(["--device", "cpu", "--profile", "--precision", "fp32", "--warmup", "1"]) == 2
+    assert "--warmup 1: the memories fill only after 3 windows" in capsys.readouterr().err
