@@ -82,14 +82,19 @@ def _pairs_claims(runs: list[Run]) -> list[dict]:
 
 
 def _wavenet(runs: list[Run]) -> list[dict]:
-    """Figure 4: the CT against WaveNet on raw speech (the designated pair's CT, WaveNet arms of the same split)."""
+    """Figure 4: the CT against WaveNet on raw speech (the designated pair's CT, WaveNet arms of the same split
+    trained on as many samples: a preset's WaveNet twin, never a longer-trained tier's)."""
     pairs, _ = rules.designated_pairs(runs)
+    per_split = Counter((p.domain, p.dataset, p.split) for p in pairs)
     rows = []
     for p in (p for p in pairs if p.domain == "speech"):
+        preset = _preset_of(p.ct.first, per_split[(p.domain, p.dataset, p.split)])
         for wn in rules.arms([r for r in runs if r.domain == "speech" and r.model == "wavenet"
-                              and r.dataset == p.dataset and str(r.results.get("split")) == p.split]):
+                              and r.dataset == p.dataset and str(r.results.get("split")) == p.split
+                              and rules.same_budget(r, p.ct.first)]):
             v = rules.verdict(p.ct.values(), wn.values(), lower_better=True)
-            rows.append(_row(f"CT beats WaveNet on raw speech ({p.ct.first.short_dataset}, {p.split})", "Figure 4",
+            rows.append(_row(f"CT beats WaveNet on raw speech ({p.ct.first.short_dataset}, {p.split}{preset})",
+                             "Figure 4",
                              f"CT {rules.mean_std(p.ct.values())} vs WaveNet {rules.mean_std(wn.values())} nats per "
                              f"sample; advantage {v.advantage:+.3g}", v, p.ct.runs + wn.runs,
                              train_commands([p.ct, wn])))

@@ -333,26 +333,34 @@ def unique_labels(labels: list[str], names: list[str]) -> list[str]:
 
 
 def figure4(runs: list[Run]) -> Plot:
+    """One panel per dataset and training length (a preset and its longer-trained tier are not one race); the
+    seeds of a model share its colour and one legend entry."""
     speech = [r for r in runs if r.domain == "speech"]
     df = curves_frame(speech, "loss", "step")
     if df.empty:
         raise MissingInput("Figure 4 needs speech runs with metrics.jsonl (ctbench speech train ...)")
-    dataset = {r.path.name: r.short_dataset for r in speech}
-    df["dataset"] = df.run.map(dataset)
-    datasets = sorted(df.dataset.unique())
-    fig = Figure(figsize=(5.0 * len(datasets), 3.8), layout="constrained")
-    axes = fig.subplots(1, len(datasets), squeeze=False)[0]
-    for ax, ds in zip(axes, datasets):
-        groups = list(df[df.dataset == ds].groupby(["run", "label", "split"], sort=True, dropna=False))
-        labels = unique_labels([f"{label} ({split})" for (_, label, split), _ in groups], [k[0] for k, _ in groups])
-        for ((run, label, split), d), text in zip(groups, labels):
-            ax.plot(d.x, d.y, marker=".", label=text)
+    by_name = {r.path.name: r for r in speech}
+    df["dataset"] = df.run.map(lambda n: by_name[n].short_dataset)
+    df["steps"] = df.run.map(lambda n: by_name[n].results.get("steps"))
+    panels = sorted({(ds, st) for ds, st in zip(df.dataset, df.steps)}, key=lambda k: (k[0], str(k[1])))
+    tiers = pd.Series([ds for ds, _ in panels]).value_counts()
+    fig = Figure(figsize=(5.0 * len(panels), 3.8), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (ds, steps) in zip(axes, panels):
+        here = df[(df.dataset == ds) & (df.steps.astype(str) == str(steps))]
+        keys = sorted({(label, split) for label, split in zip(here.label, here.split)}, key=str)
+        for colour, (label, split) in enumerate(keys):
+            curves = list(here[(here.label == label) & (here.split == split)].groupby("run", sort=True))
+            for i, (_, d) in enumerate(curves):
+                ax.plot(d.x, d.y, marker=".", color=f"C{colour}",
+                        label=f"{label} ({split}), {len(curves)} run{'s' * (len(curves) > 1)}" if i == 0 else None)
         ax.set_xlabel("training step")
         ax.set_ylabel("NLL (nats per sample)")
-        ax.set_title(f"Figure 4: speech modelling, {ds}", fontsize=10)
+        ax.set_title(f"Figure 4: speech modelling, {ds}" + (f", {steps} steps" if tiers[ds] > 1 else ""), fontsize=10)
         ax.legend(fontsize=8)
     return Plot("figure4_speech", "Figure 4: speech NLL against training steps", fig,
-                ["one panel per dataset; held-out NLL in nats per sample against training steps", paper.SPEECH_NOTE])
+                ["one panel per dataset and training length; held-out NLL in nats per sample against training steps, "
+                 "one line per run, a model's seeds in one colour", paper.SPEECH_NOTE])
 
 
 # --------------------------------------------------------------------------- Figure 5

@@ -198,6 +198,13 @@ def same_training(a: Run, b: Run) -> bool:
         and a.results.get("tokens_seen") == b.results.get("tokens_seen")
 
 
+def same_budget(a: Run, b: Run) -> bool:
+    """The same data, step count and samples seen: a baseline of another kind (WaveNet, whose batches are
+    shaped differently) trained as long as the run it is compared with."""
+    data = lambda r: setting(r.config.get("data", {})) if r.config else None  # noqa: E731
+    return all(a.results.get(k) == b.results.get(k) for k in ("steps", "tokens_seen")) and data(a) == data(b)
+
+
 PRESETS = Path(__file__).resolve().parents[1] / "configs"
 
 

@@ -56,6 +56,28 @@ def test_speech_ct_is_judged_against_wavenet_over_seeds(tmp_path):
     assert "WaveNet 3.86 +- 0.01 (3 seeds)" in row["ours"] and "advantage +0.21" in row["ours"]
 
 
+def test_speech_ct_meets_only_the_wavenet_trained_as_long(tmp_path):
+    """A preset and its longer-trained tier each have a CT/TXL pair and a WaveNet twin: each pair's CT is judged
+    against its own tier's WaveNet (same samples seen), never the other tier's."""
+    speech = dict(domain="speech", dataset="fsdd", metric="nll_nats")
+    for preset, steps, base in (("short", 300, 3.6), ("long", 6000, 2.8)):
+        for seed in (0, 1, 2):
+            cfg = f"[train]\nseed = {seed}\nsteps = {steps}\n"
+            budget = dict(steps=steps, tokens_seen=2048 * steps)
+            make_run(tmp_path, f"{preset}-ct{seed}", value=base + seed / 100, config=cfg, preset=preset,
+                     **budget, **speech)
+            make_run(tmp_path, f"{preset}-txl{seed}", model="transformerxl", mem_len=24, value=base + 0.01,
+                     config=cfg, preset=f"{preset}-txl", **budget, **speech)
+            make_run(tmp_path, f"{preset}-wn{seed}", model="wavenet", mem_len=0, cmem_len=0, value=base + 0.2,
+                     config=cfg + "[model]\nkind = 'wavenet'\n", preset=f"{preset}-wavenet", **budget, **speech)
+    df = claims.claims(load_runs([tmp_path])).frame.set_index("claim")
+    wavenet = df[df.index.str.startswith("CT beats WaveNet")]
+    assert list(wavenet.index) == ["CT beats WaveNet on raw speech (fsdd, test, long)",
+                                   "CT beats WaveNet on raw speech (fsdd, test, short)"]
+    assert "WaveNet 3 +- 0 (3 seeds)" in wavenet.iloc[0]["ours"] and "advantage +0.19" in wavenet.iloc[0]["ours"]
+    assert "WaveNet 3.8 +- 0 (3 seeds)" in wavenet.iloc[1]["ours"] and "advantage +0.19" in wavenet.iloc[1]["ours"]
+
+
 def test_a_preset_and_its_longer_version_are_two_pairs_named_by_preset(tmp_path):
     """Two trained settings of one dataset, each with its own TXL twin: two claims rows (not 'no pair'),
     the better-seeded pair first (figures and Table 7 take a dataset's first pair)."""

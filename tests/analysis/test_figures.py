@@ -247,7 +247,7 @@ def test_figure3_compares_schedules_of_one_model(tmp_path):
     assert labels == ["every 4 windows from step 30 (every4)", "1 window per update (plain)"]
 
 
-def test_figure4_one_panel_per_dataset_with_unique_legend_entries(tmp_path):
+def test_figure4_one_panel_per_dataset_with_one_legend_entry_per_model(tmp_path):
     for ds in ("fsdd", "synthetic-speech"):
         for name, model in ((f"{ds}-ct", "compressive"), (f"{ds}-ct-b", "compressive"), (f"{ds}-wn", "wavenet")):
             rows = [{"split": "valid", "step": s, "loss": 3.0 - s / 100, "lr": 1e-4} for s in range(0, 30, 10)]
@@ -255,9 +255,24 @@ def test_figure4_one_panel_per_dataset_with_unique_legend_entries(tmp_path):
     axes = figures.figure4(load_runs([tmp_path])).figure.axes
     assert [ax.get_title() for ax in axes] == ["Figure 4: speech modelling, fsdd",
                                                "Figure 4: speech modelling, synthetic-speech"]
-    for ax, ds in zip(axes, ("fsdd", "synthetic-speech")):
+    for ax in axes:
         assert [t.get_text() for t in ax.get_legend().get_texts()] == [
-            f"compressive c=3 (valid) ({ds}-ct)", f"compressive c=3 (valid) ({ds}-ct-b)", "wavenet (valid)"]
+            "compressive c=3 (valid), 2 runs", "wavenet (valid), 1 run"]
+        lines = ax.get_lines()
+        assert len(lines) == 3 and lines[0].get_color() == lines[1].get_color() != lines[2].get_color()
+
+
+def test_figure4_a_longer_trained_tier_gets_its_own_panel(tmp_path):
+    """A preset and its longer-trained version are separate races: two panels of one dataset, named by steps."""
+    for steps in (300, 6000):
+        for model in ("compressive", "transformerxl"):
+            rows = [{"split": "valid", "step": s, "loss": 3.0 - s / steps, "lr": 1e-4} for s in (steps // 2, steps)]
+            make_run(tmp_path, f"{model}-{steps}", domain="speech", model=model, dataset="fsdd", metrics=rows,
+                     metric="nll_nats", steps=steps)
+    axes = figures.figure4(load_runs([tmp_path])).figure.axes
+    assert [ax.get_title() for ax in axes] == ["Figure 4: speech modelling, fsdd, 300 steps",
+                                               "Figure 4: speech modelling, fsdd, 6000 steps"]
+    assert [max(x for line in ax.get_lines() for x in line.get_xdata()) for ax in axes] == [300, 6000]
 
 
 def test_figure6_integer_layer_ticks_and_only_attention_loss_runs(tmp_path):
