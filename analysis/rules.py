@@ -89,8 +89,8 @@ _IGNORED = frozenset({"seed", "device", "threads", "progress", "log_every", "log
 
 # keys that configs gained later, at the value that does what runs written before them did: such a key is
 # the same setting whether present or absent (precision "auto" resolves per machine; results.json records
-# the precision a run used)
-_LATER_DEFAULTS = {"loss_reduction": "mean", "precision": "auto"}
+# the precision a run used; a WaveNet's "reread" context is how every run before wavenet.context trained)
+_LATER_DEFAULTS = {"loss_reduction": "mean", "precision": "auto", "context": "reread"}
 
 
 def setting(config: dict, drop_sections: tuple[str, ...] = ()) -> str:

@@ -268,6 +268,15 @@ REGISTRY: tuple[Mutation, ...] = (
         'for candidate in dict.fromkeys((name, re.sub(r"-seed\\d+$", "", name))):', "for candidate in (name,):",
         ("tests/analysis/test_suite.py::test_dry_run_estimates_wall_time_from_measured_runs_and_resumes",)),
     Mutation(
+        "wavenet-carry-tail-from-window-only", "speech/wavenet.py",
+        "after.append(seq[:, :, seq.shape[2] - L:].detach())", "after.append(x[:, :, max(x.shape[2] - L, 0):].detach())",
+        ("tests/speech/test_speech_wavenet.py::test_carried_tails_give_the_logits_of_rereading_and_of_the_whole_stream",)),
+    Mutation(
+        "wavenet-carry-ignores-reset", "speech/models.py",
+        "                tails = [torch.where(rows, s, t) for s, t in zip(self._silence_tails(inputs.device), tails)]",
+        "                pass",
+        ("tests/speech/test_speech_wavenet.py::test_carried_tails_give_the_logits_of_rereading_and_of_the_whole_stream",)),
+    Mutation(
         "profile-casts-counted-as-copies", "core/profile.py",
         "for c in (name, *callers[:2])):\n        return \"cast\"",
         "for c in (name, *callers[:2])):\n        return \"copy / join / zero\"",

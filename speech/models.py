@@ -6,8 +6,10 @@
 
 - SpeechTransformer: mu-law embedding -> core stack (Compressive Transformer, or TransformerXL with
   cmem_len = 0) -> linear 256-way softmax; its state is the core Memory.
-- SpeechWaveNet: WaveNet whose state is the last receptive_field - 1 input samples of each stream, so windows
-  continue each stream exactly as the Transformers' memories do.
+- SpeechWaveNet: WaveNet whose state continues each stream across windows, as the Transformers' memories do:
+  the last receptive_field - 1 input samples, re-read with each window (wavenet.context = "reread"), or each
+  layer's last (kernel - 1) * dilation inputs, carried detached (wavenet.context = "carry"). Both give the
+  logits of the model run over the whole stream; "carry" computes each sample once.
 """
 from __future__ import annotations
 
@@ -63,6 +65,21 @@ class WaveNetContext:
         return WaveNetContext(self.tokens.to(device))
 
 
+@dataclass
+class WaveNetTails:
+    """Per layer i its last (kernel - 1) * dilation_i inputs: [B, R, L_i] in the residual stream's dtype, detached."""
+    tails: list[torch.Tensor]
+
+    def detach(self) -> "WaveNetTails":
+        return WaveNetTails([t.detach() for t in self.tails])
+
+    def state_dict(self) -> dict:
+        return {"tails": list(self.tails)}
+
+    def to(self, device) -> "WaveNetTails":
+        return WaveNetTails([t.to(device) for t in self.tails])
+
+
 class SpeechWaveNet(nn.Module):
     kind = "wavenet"
 
@@ -70,18 +87,43 @@ class SpeechWaveNet(nn.Module):
         super().__init__()
         self.wn_cfg = wn_cfg
         self.net = WaveNet(wn_cfg)
+        self.carry = wn_cfg.context == "carry"
 
     @property
     def context_len(self) -> int:
         return self.wn_cfg.receptive_field - 1
 
-    def init_state(self, batch_size: int, device=None) -> WaveNetContext:
-        return WaveNetContext(torch.full((batch_size, self.context_len), SILENCE, dtype=torch.int64, device=device))
+    def _silence(self, batch_size: int, device=None) -> torch.Tensor:
+        return torch.full((batch_size, self.context_len), SILENCE, dtype=torch.int64, device=device)
 
-    def load_state(self, state: dict | None, batch_size: int, device=None) -> WaveNetContext:
-        return self.init_state(batch_size, device) if state is None else WaveNetContext(state["tokens"].to(device))
+    def _silence_tails(self, device=None) -> list[torch.Tensor]:
+        """The tails after a receptive field of silence, with the current weights: [1, R, L_i] per layer."""
+        return self.net.tails_after(self._silence(1, device))
 
-    def forward(self, inputs: torch.Tensor, state: WaveNetContext, reset: torch.Tensor | None = None):
+    def init_state(self, batch_size: int, device=None) -> WaveNetContext | WaveNetTails:
+        if self.carry:
+            return WaveNetTails([t.expand(batch_size, -1, -1).clone() for t in self._silence_tails(device)])
+        return WaveNetContext(self._silence(batch_size, device))
+
+    def load_state(self, state: dict | None, batch_size: int, device=None) -> WaveNetContext | WaveNetTails:
+        if state is None:
+            return self.init_state(batch_size, device)
+        want = "tails" if self.carry else "tokens"
+        if want not in state:
+            raise ValueError(f"the checkpoint's WaveNet state was written with model.wavenet.context = "
+                             f"{'reread' if self.carry else 'carry'!r}: resume with that setting")
+        if self.carry:
+            return WaveNetTails([t.to(device) for t in state["tails"]])
+        return WaveNetContext(state["tokens"].to(device))
+
+    def forward(self, inputs: torch.Tensor, state: WaveNetContext | WaveNetTails, reset: torch.Tensor | None = None):
+        if self.carry:
+            tails = state.tails
+            if reset is not None and bool(reset.any()):
+                rows = reset.to(inputs.device)[:, None, None]
+                tails = [torch.where(rows, s, t) for s, t in zip(self._silence_tails(inputs.device), tails)]
+            logits, after = self.net.forward_carry(inputs, tails)
+            return logits, WaveNetTails(after), logits.new_zeros(())
         ctx = state.tokens
         if reset is not None and bool(reset.any()):
             ctx = torch.where(reset.to(ctx.device)[:, None], torch.full_like(ctx, SILENCE), ctx)

@@ -108,7 +108,11 @@ class SpeechTask:
     def fingerprint(self) -> dict:
         from core.run import to_dict
 
-        return {"preset": self.cfg.preset, "model": to_dict(self.cfg.model), "sample_rate": self.cfg.data.sample_rate}
+        model = to_dict(self.cfg.model)
+        # how windows continue a stream is not the weights' identity (and checkpoints older than the setting
+        # must still resume); a checkpoint's state of the other form is refused by the model's load_state
+        model["wavenet"].pop("context", None)
+        return {"preset": self.cfg.preset, "model": model, "sample_rate": self.cfg.data.sample_rate}
 
     def train_stream(self, batch_size: int, rank: int, world_size: int) -> ResumableStreams:
         d = self.cfg.data

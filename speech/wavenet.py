@@ -28,8 +28,15 @@ class WaveNetConfig:
     skip_channels: int = 256
     n_classes: int = 256
     dropout: float = 0.0
+    # how training windows continue a stream (speech.models.SpeechWaveNet): "reread" prepends the previous
+    # receptive_field - 1 samples and recomputes them, with gradient; "carry" keeps each layer's last
+    # (kernel - 1) * dilation inputs from the previous window, detached as a TXL memory is: the same logits for
+    # a fraction of the compute (window 1024, field 2047: ~1/2.7), no gradient into the previous window
+    context: str = "reread"
 
     def __post_init__(self):
+        if self.context not in ("reread", "carry"):
+            raise ValueError(f"wavenet.context={self.context!r}: expected 'reread' or 'carry'")
         for name in ("n_layers", "dilation_cycle", "residual_channels", "dilation_channels", "skip_channels",
                      "n_classes"):
             if getattr(self, name) < 1:
@@ -84,6 +91,31 @@ class WaveNet(nn.Module):
             x, skips = self._layer(i, x, self.dilated[i](F.pad(x, (pad, 0))), skips)
         logits = self._head(skips)
         return (logits, inputs) if return_layer_inputs else logits
+
+    @property
+    def tail_lengths(self) -> list[int]:
+        """Per layer the (kernel - 1) * dilation past inputs its convolution reads."""
+        return [(self.cfg.kernel_size - 1) * d for d in self.cfg.dilations]
+
+    def forward_carry(self, tokens: torch.Tensor, tails: list[torch.Tensor]):
+        """A window that continues a stream. tokens: [B, T]; tails: per layer i its inputs [B, R, L_i] at the
+        L_i = (k-1) d_i steps before the window (what zero padding stands for in `forward`).
+        Returns (logits [B, T, V], the tails after the window, detached: per layer [B, R, L_i])."""
+        x = self.embed(tokens).transpose(1, 2)  # [B, R, T]
+        skips = x.new_zeros(x.shape[0], self.cfg.skip_channels, x.shape[2])
+        after = []
+        for i, (tail, L) in enumerate(zip(tails, self.tail_lengths)):
+            seq = torch.cat([tail.to(x.dtype), x], 2)            # [B, R, L + T]
+            after.append(seq[:, :, seq.shape[2] - L:].detach())
+            x, skips = self._layer(i, x, self.dilated[i](seq), skips)
+        return self._head(skips), after
+
+    @torch.no_grad()
+    def tails_after(self, tokens: torch.Tensor) -> list[torch.Tensor]:
+        """The tails (see `forward_carry`) after reading tokens [B, P], P >= receptive_field - 1 from a zero
+        start: every tail then depends on the tokens only, never on the zero padding."""
+        _, inputs = self.forward(tokens, return_layer_inputs=True)
+        return [x[:, :, x.shape[2] - L:] for x, L in zip(inputs, self.tail_lengths)]
 
     # --- incremental generation -----------------------------------------------------------------------------
     def init_queues(self, batch_size: int, device=None, dtype=None) -> list[torch.Tensor]:

@@ -78,6 +78,18 @@ def test_speech_ct_meets_only_the_wavenet_trained_as_long(tmp_path):
     assert "WaveNet 3.8 +- 0 (3 seeds)" in wavenet.iloc[1]["ours"] and "advantage +0.19" in wavenet.iloc[1]["ours"]
 
 
+def test_a_wavenet_context_key_written_later_is_one_arm_at_its_old_value(tmp_path):
+    """WaveNet runs written before wavenet.context trained as "reread": with or without the key they are one
+    arm; "carry" trains otherwise, so it is another."""
+    speech = dict(domain="speech", dataset="fsdd", metric="nll_nats", model="wavenet", mem_len=0, cmem_len=0)
+    wavenet = "[model]\nkind = 'wavenet'\n[model.wavenet]\nn_layers = 20\n{extra}[train]\nseed = {seed}\n"
+    make_run(tmp_path, "old", value=3.8, config=wavenet.format(extra="", seed=0), **speech)
+    make_run(tmp_path, "new", value=3.9, config=wavenet.format(extra="context = 'reread'\n", seed=1), **speech)
+    make_run(tmp_path, "carry", value=3.7, config=wavenet.format(extra="context = 'carry'\n", seed=2), **speech)
+    groups = [sorted(r.path.name for r in a.runs) for a in rules.arms(load_runs([tmp_path]))]
+    assert sorted(groups) == [["carry"], ["new", "old"]]
+
+
 def test_a_preset_and_its_longer_version_are_two_pairs_named_by_preset(tmp_path):
     """Two trained settings of one dataset, each with its own TXL twin: two claims rows (not 'no pair'),
     the better-seeded pair first (figures and Table 7 take a dataset's first pair)."""

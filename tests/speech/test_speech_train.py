@@ -16,7 +16,8 @@ from speech.task import SpeechTask, evaluate, heldout_clips
 from speech_helpers import TINY_CT, TINY_SYNTH, TINY_TRAIN, TINY_TXL, TINY_WN
 
 
-@pytest.mark.parametrize("model", [TINY_CT, TINY_TXL, TINY_WN], ids=["compressive", "transformerxl", "wavenet"])
+@pytest.mark.parametrize("model", [TINY_CT, TINY_TXL, TINY_WN, TINY_WN + ["model.wavenet.context=\"carry\""]],
+                         ids=["compressive", "transformerxl", "wavenet", "wavenet-carry"])
 def test_three_models_train_through_the_one_trainer(tmp_path, model):
     cfg = load_speech_config("cpu-synth", model + TINY_TRAIN + TINY_SYNTH + ["train.steps=4", "train.eval_every=2"])
     corpus = load_corpus(cfg.data, splits=("train", "valid"))
@@ -150,7 +151,8 @@ def test_short_cpu_training_lowers_heldout_nll_on_fsdd(tmp_path, fsdd_dir):
     assert after["loss"] < before["loss"] - 0.4            # ... and training moves it well below
 
 
-@pytest.mark.parametrize("model", [TINY_CT, TINY_WN], ids=["compressive", "wavenet"])
+@pytest.mark.parametrize("model", [TINY_CT, TINY_WN, TINY_WN + ["model.wavenet.context=\"carry\""]],
+                         ids=["compressive", "wavenet", "wavenet-carry"])
 def test_interrupted_run_resumes_exactly(tmp_path, model):
     """Stopping after 2 steps and resuming gives the same weights as 4 uninterrupted steps (stream position,
     Memory / WaveNet context and optimiser all come back from the checkpoint)."""
@@ -182,6 +184,21 @@ def test_refused_resume_leaves_the_run_directory_as_it_was(tmp_path):
     assert speech_main(["train", "--preset", "cpu-synth", "--run-dir", str(run), "--resume", *changed]) == 2
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
     assert speech_main(["eval", "--run", str(run), "--split", "valid", "--max-seconds", "0.3"]) == 0
+
+
+def test_resume_with_the_other_wavenet_context_is_refused_by_name(tmp_path, capsys):
+    """A checkpoint's WaveNet state (re-read samples or carried tails) fits only its own context setting: the
+    other is refused with one message naming the setting, and the run directory is left as it was."""
+    run = tmp_path / "run"
+    sets = [a for s in TINY_WN + TINY_TRAIN + TINY_SYNTH + ["train.steps=2", "train.checkpoint_every=1"]
+            for a in ("--set", s)]
+    assert speech_main(["train", "--preset", "cpu-synth", "--run-dir", str(run), *sets]) == 0
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    capsys.readouterr()
+    carry = [*sets, "--set", "train.steps=3", "--set", "model.wavenet.context=\"carry\""]
+    assert speech_main(["train", "--preset", "cpu-synth", "--run-dir", str(run), "--resume", *carry]) == 2
+    assert "model.wavenet.context = 'reread'" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
