@@ -121,8 +121,8 @@ class WaveNet(nn.Module):
     def init_queues(self, batch_size: int, device=None, dtype=None) -> list[torch.Tensor]:
         """Per layer i a queue [B, (k-1) * d_i, R] of past layer inputs; zeros = the causal zero padding."""
         dtype = dtype or self.embed.weight.dtype
-        R, k = self.cfg.residual_channels, self.cfg.kernel_size
-        return [torch.zeros(batch_size, (k - 1) * d, R, device=device, dtype=dtype) for d in self.cfg.dilations]
+        R = self.cfg.residual_channels
+        return [torch.zeros(batch_size, L, R, device=device, dtype=dtype) for L in self.tail_lengths]
 
     def prefill(self, tokens: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Queues after reading tokens: [B, P] in one parallel pass; returns (queues, logits of the last step [B, V]).
