@@ -264,10 +264,20 @@ def _resume_estimate(run_dir: Path) -> tuple[float, str] | None:
             f"{last['step']:,} of {steps:,} steps done at {last['time_s'] / last['step']:.2f} s/step")
 
 
+def _seedless(cmd: str) -> str:
+    return re.sub(r"seed=\d+", "seed=S", cmd)
+
+
 def _measured(suite: Suite, name: str) -> tuple[dict, Path] | tuple[None, None]:
-    """The published results.json of the run `name`, or else of its seed-0 twin (`X-seed2` -> `X`): another seed
-    runs the same steps on the same model, so it takes about as long."""
-    for candidate in dict.fromkeys((name, re.sub(r"-seed\d+$", "", name))):
+    """The published results.json of the run `name`, or else of another seed of it: first a sibling (`X-seedK`)
+    whose command differs only in the seed, then its seed-0 twin (`X-seed2` -> `X`). Another seed runs the same
+    steps on the same model, so it takes about as long; a sibling also shares a stopping rule the twin may lack
+    (RL seeds stop at a frame count, the seed-0 runs after minutes)."""
+    base = re.sub(r"-seed\d+$", "", name)
+    cmds = {s.name: _seedless(s.cmd) for s in suite.steps}
+    siblings = sorted(n for n in cmds if n != name and re.fullmatch(re.escape(base) + r"-seed\d+", n)
+                      and name in cmds and cmds[n] == cmds[name])
+    for candidate in dict.fromkeys((name, *siblings, base)):
         res = _json(suite.measured / candidate / "results.json")
         if res:
             return res, suite.measured / candidate

@@ -267,11 +267,13 @@ def test_every_train_step_names_a_real_preset_and_real_fields(preset):
 
 def test_dry_run_estimates_wall_time_from_measured_runs_and_resumes(tmp_path, capsys):
     """Training steps: the measured run's training time; evaluations: its eval_time_s; a run that will resume:
-    its own time per step x the steps left; another seed of a measured run (`tr-seed1`): that run's time; no earlier
+    its own time per step x the steps left; another seed of a measured run: its published sibling with the same command but the seed (`tr-seed4` ->
+    `tr-seed3`), else its seed-0 twin (`tr-seed1` -> `tr`, whose sibling differs); no earlier
     run: said so; the total sums the estimates."""
     measured = tmp_path / "published"
     for name, res in (("tr", {"wall_time_s": 600.0}), ("tr2", {"wall_time_s": 300.0, "eval_time_s": 30.0,
-                                                             "source": "eval"})):
+                                                             "source": "eval"}),
+                      ("tr-seed3", {"wall_time_s": 120.0})):
         (measured / name).mkdir(parents=True)
         (measured / name / "results.json").write_text(json.dumps(res))
     body = f'[suite]\nruns_dir = "{tmp_path / "runs"}"\nmeasured = "{measured}"\n'
@@ -279,6 +281,8 @@ def test_dry_run_estimates_wall_time_from_measured_runs_and_resumes(tmp_path, ca
                       ("tr2", "ctbench text train --preset p --run-dir {dir}"),
                       ("tr2-eval", "ctbench text eval --run {dir:tr2}"),
                       ("tr-seed1", "ctbench text train --preset p --set train.seed=1 --run-dir {dir}"),
+                      ("tr-seed3", "ctbench text train --preset p --set train.stop=9 --set train.seed=3 --run-dir {dir}"),
+                      ("tr-seed4", "ctbench text train --preset p --set train.stop=9 --set train.seed=4 --run-dir {dir}"),
                       ("new", "ctbench text train --preset p --run-dir {dir}")):
         body += f'[[step]]\nname = "{name}"\ncmd = "{cmd}"\nresume = "--resume"\n'
     path = tmp_path / "s.toml"
@@ -296,5 +300,7 @@ def test_dry_run_estimates_wall_time_from_measured_runs_and_resumes(tmp_path, ca
         "wall time: ~2.5 min (resume: 100 of 400 steps done at 0.50 s/step)",
         f"wall time: ~30 s (as evaluated for {measured / 'tr2'})",
         f"wall time: ~10.0 min (as trained for {measured / 'tr'})",
+        f"wall time: ~2.0 min (as trained for {measured / 'tr-seed3'})",
+        f"wall time: ~2.0 min (as trained for {measured / 'tr-seed3'})",
         f"wall time: no estimate: no earlier run in {measured}"]
-    assert "estimated wall time, one step after another: ~23.0 min, plus 1 step(s) without an estimate" in out
+    assert "estimated wall time, one step after another: ~27.0 min, plus 1 step(s) without an estimate" in out
