@@ -265,7 +265,11 @@ REGISTRY: tuple[Mutation, ...] = (
         ("tests/analysis/test_ablations.py::test_a_preset_and_its_longer_version_are_named_apart",)),
     Mutation(
         "seed-estimate-ignores-seed0-twin", "ctbench/suite.py",
-        'for candidate in dict.fromkeys((name, re.sub(r"-seed\\d+$", "", name))):', "for candidate in (name,):",
+        "for candidate in dict.fromkeys((name, *siblings, base)):", "for candidate in dict.fromkeys((name, *siblings)):",
+        ("tests/analysis/test_suite.py::test_dry_run_estimates_wall_time_from_measured_runs_and_resumes",)),
+    Mutation(
+        "seed-estimate-ignores-siblings", "ctbench/suite.py",
+        "for candidate in dict.fromkeys((name, *siblings, base)):", "for candidate in dict.fromkeys((name, base)):",
         ("tests/analysis/test_suite.py::test_dry_run_estimates_wall_time_from_measured_runs_and_resumes",)),
     Mutation(
         "wavenet-carry-tail-from-window-only", "speech/wavenet.py",
