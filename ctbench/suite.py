@@ -275,8 +275,9 @@ def _measured(suite: Suite, name: str) -> tuple[dict, Path] | tuple[None, None]:
     (RL seeds stop at a frame count, the seed-0 runs after minutes)."""
     base = re.sub(r"-seed\d+$", "", name)
     cmds = {s.name: _seedless(s.cmd) for s in suite.steps}
-    siblings = sorted(n for n in cmds if n != name and re.fullmatch(re.escape(base) + r"-seed\d+", n)
-                      and name in cmds and cmds[n] == cmds[name])
+    mine = cmds.get(name)
+    siblings = sorted(n for n, cmd in cmds.items()
+                      if n != name and cmd == mine and re.fullmatch(re.escape(base) + r"-seed\d+", n))
     for candidate in dict.fromkeys((name, *siblings, base)):
         res = _json(suite.measured / candidate / "results.json")
         if res:

@@ -267,9 +267,9 @@ def test_every_train_step_names_a_real_preset_and_real_fields(preset):
 
 def test_dry_run_estimates_wall_time_from_measured_runs_and_resumes(tmp_path, capsys):
     """Training steps: the measured run's training time; evaluations: its eval_time_s; a run that will resume:
-    its own time per step x the steps left; another seed of a measured run: its published sibling with the same command but the seed (`tr-seed4` ->
-    `tr-seed3`), else its seed-0 twin (`tr-seed1` -> `tr`, whose sibling differs); no earlier
-    run: said so; the total sums the estimates."""
+    its own time per step x the steps left; another seed of a measured run: its published sibling whose command
+    differs only in the seed (`tr-seed4` -> `tr-seed3`), else its seed-0 twin (`tr-seed1` -> `tr`: its sibling's
+    command differs); no earlier run: said so; the total sums the estimates."""
     measured = tmp_path / "published"
     for name, res in (("tr", {"wall_time_s": 600.0}), ("tr2", {"wall_time_s": 300.0, "eval_time_s": 30.0,
                                                              "source": "eval"}),
