@@ -392,6 +392,22 @@ def rl_frame(runs: list[Run], window: int = 5) -> tuple[pd.DataFrame, str]:
     return pd.DataFrame(rows, columns=["run", "task", "delay", "group", "arm", "seed", "frames", "y"]), y
 
 
+def late_return(run: Run, fraction: float = 0.1) -> float | None:
+    """The return over the run's last `fraction` of frames: its logged episode returns, each weighted by the
+    episodes it averages (1 where the log has no count). Beside the results' last-100-episode return, it
+    says whether a dip in the last few thousand frames decides a seed. None without such logs."""
+    m = run.metrics
+    if m.empty or "frames" not in m or "episode_return" not in m:
+        return None
+    d = m[["frames", "episode_return"]].assign(
+        n=m["episodes"].fillna(1) if "episodes" in m else 1.0).dropna(subset=["frames", "episode_return"])
+    d = d[d.n > 0]
+    if d.empty:
+        return None
+    late = d[d.frames > (1 - fraction) * d.frames.max()]
+    return float((late.episode_return * late.n).sum() / late.n.sum())
+
+
 def seed_band(g: pd.DataFrame, points: int = 100) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """One arm's runs -> (frames, mean, low, high, seeds) over the frames every seed reached (no run is
     continued past its last point); reruns of a seed are left out (its first run in name order counts)."""

@@ -272,6 +272,10 @@ REGISTRY: tuple[Mutation, ...] = (
         "for candidate in dict.fromkeys((name, *siblings, base)):", "for candidate in dict.fromkeys((name, base)):",
         ("tests/analysis/test_suite.py::test_dry_run_estimates_wall_time_from_measured_runs_and_resumes",)),
     Mutation(
+        "rl-late-return-unweighted", "analysis/figures.py",
+        "return float((late.episode_return * late.n).sum() / late.n.sum())", "return float(late.episode_return.mean())",
+        ("tests/analysis/test_claims.py::test_rl_row_shows_the_return_over_the_last_tenth_of_frames_weighted_by_episodes",)),
+    Mutation(
         "wavenet-carry-tail-from-window-only", "speech/wavenet.py",
         "after.append(seq[:, :, seq.shape[2] - L:].detach())", "after.append(x[:, :, max(x.shape[2] - L, 0):].detach())",
         ("tests/speech/test_speech_wavenet.py::test_carried_tails_give_the_logits_of_rereading_and_of_the_whole_stream",)),

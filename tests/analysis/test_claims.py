@@ -133,6 +133,32 @@ def test_rl_seeds_stopped_by_minutes_or_by_frames_are_one_arm(tmp_path):
     assert row["ours"].endswith("frames per seed 267K-300K")
 
 
+def test_rl_row_shows_the_return_over_the_last_tenth_of_frames_weighted_by_episodes(tmp_path):
+    """Beside the last-100-episode return, the row gives each seed's return over its last 10% of frames
+    (episode-weighted; a point at exactly 90% is outside) with its own interval, which does not decide."""
+    def rl(name, c, seed, last100, late):
+        # 2000 frames: 1800 (= 90%) is outside the window; 1900 (3 episodes) and 2000 (1 episode) inside
+        rows = [{"split": "train", "step": f // 100, "frames": f, "episode_return": 0.5, "episodes": 10}
+                for f in range(100, 1800, 100)]
+        rows += [{"split": "train", "step": 18, "frames": 1800, "episode_return": 0.2, "episodes": 10},
+                 {"split": "train", "step": 19, "frames": 1900, "episode_return": late[0], "episodes": 3},
+                 {"split": "train", "step": 20, "frames": 2000, "episode_return": late[1], "episodes": 1}]
+        make_run(tmp_path, name, domain="rl", model="compressive", dataset="nonmatching", metric="return",
+                 value=last100, compression_rate=c, delay=8, frames=2000, mem_len=2, cmem_len=2, metrics=rows,
+                 config=f"[agent]\ncompression_rate = {c}\n[run]\nseed = {seed}\n")
+    rl("c4", 4, 0, 0.60, (1.0, 0.0))      # a late dip: 0.75 over the window
+    rl("c4-seed1", 4, 1, 0.90, (1.0, 0.8))   # 0.95
+    rl("c1", 1, 0, 0.50, (0.5, 0.5))
+    rl("c1-seed1", 1, 1, 0.50, (0.5, 0.5))
+    row = claims.claims(load_runs([tmp_path])).frame.set_index("claim").loc[
+        "c=4 learns the memory task, c=1 does not (delay 8)"]
+    # paired differences 0.25 and 0.45: mean 0.35, t(0.975, 1) 12.706 x 0.1414 / sqrt 2 = 1.27
+    assert row["ours"].endswith("; last 10% of frames: c=4 0.85 +- 0.14 (2 seeds), c=1 0.5 +- 0 (2 seeds), "
+                                "+0.35 [-0.921, +1.62] (tie)")
+    assert row["ours"].startswith("return, last 100 episodes: c=4 0.75 +- 0.21 (2 seeds)")
+    assert row["verdict"] == "tie"
+
+
 def test_the_designated_ct_is_the_one_trained_as_its_preset_stands(tmp_path):
     """cpu-topic's CT compresses by mean pooling; Table 5's conv + attention run on the same preset (the
     paper's main compressor, set on the command line) must not take its place in the CT-vs-TXL pair."""
