@@ -185,9 +185,23 @@ def _table5(runs: list[Run]) -> list[dict]:
         rows.append(_row(f"conv + attention-reconstruction loss is the best compressor ({ds.split(':')[0]})",
                          "Table 5", f"vs {len(others)} other compressor/loss settings; smallest advantage "
                          f"{min(v.advantage for v in verdicts):+.3g} bits per token", worst,
-                         main[0].runs + [r for o in others for r in o.runs], f"{SUITE} 'text-t5-*'"))
+                         main[0].runs + [r for o in others for r in o.runs], _sweep_command(main[0], others)))
     return rows or [_row("conv + attention-reconstruction loss is the best compressor", "Table 5", "", None, [],
                          f"{SUITE} 'text-t5-*'")]
+
+
+def _sweep_command(main: rules.Arm, others: list[rules.Arm]) -> str:
+    """The suite command for one dataset's Table 5 runs: the main arm's steps and the others' shared prefix
+    (text-t5-max-pool, text-t5-conv-bptt -> 'text-t5-*')."""
+    bases = sorted({re.sub(r"-seed\d+$", "", r.path.name) for o in others for r in o.runs})
+    common = []
+    for parts in zip(*(b.split("-") for b in bases)):
+        if len(set(parts)) > 1:
+            break
+        common.append(parts[0])
+    sweep = f"'{bases[0]}*'" if len(bases) == 1 else f"'{'-'.join(common)}-*'"
+    mains = sorted({re.sub(r"-seed\d+$", "", r.path.name) for r in main.runs})
+    return f"{SUITE} " + " --only ".join([sweep] + [f"'{n}*'" for n in mains])
 
 
 def _figure2(runs: list[Run]) -> list[dict]:

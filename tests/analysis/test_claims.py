@@ -182,3 +182,23 @@ def test_two_trainings_of_the_main_compressor_are_no_table5_row(tmp_path):
     rows = claims.claims(load_runs([tmp_path])).frame
     t5 = rows[rows.claim.str.startswith("conv + attention-reconstruction loss is the best compressor")]
     assert list(t5.verdict) == ["not run"] and "not comparable" not in " ".join(t5.ours)
+
+
+def test_each_table5_row_names_the_suite_steps_of_its_own_sweep(tmp_path):
+    """Two corpora, each with a compressor sweep: each claims row's command runs that corpus's steps (the
+    sweep's shared prefix and the main arm), not another corpus's."""
+    def ct(name, ds, comp, loss, seed, value):
+        make_run(tmp_path, name, dataset=ds, value=value, compression=comp, compression_loss=loss,
+                 config=f'[model]\ncompression = "{comp}"\ncompression_loss = "{loss}"\n[train]\nseed = {seed}\n')
+    for seed, suffix in ((0, ""), (1, "-seed1")):
+        ct(f"text-books-long-ct{suffix}", "books:x", "conv", "attention", seed, 6.1)
+        ct(f"text-books-t5-max-pool{suffix}", "books:x", "max_pool", "none", seed, 6.2)
+        ct(f"text-books-t5-conv-bptt{suffix}", "books:x", "conv", "bptt", seed, 6.3)
+        ct(f"text-lr-ct{suffix}", "longrange", "conv", "attention", seed, 3.8)
+        ct(f"text-t5-mean-pool{suffix}", "longrange", "mean_pool", "none", seed, 3.9)
+    rows = claims.claims(load_runs([tmp_path])).frame.set_index("claim")
+    best = "conv + attention-reconstruction loss is the best compressor"
+    assert rows.loc[f"{best} (books)", "command"] == \
+        "ctbench suite --preset cpu --only 'text-books-t5-*' --only 'text-books-long-ct*'"
+    assert rows.loc[f"{best} (longrange)", "command"] == \
+        "ctbench suite --preset cpu --only 'text-t5-mean-pool*' --only 'text-lr-ct*'"   # one other arm: its name
