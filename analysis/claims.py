@@ -190,17 +190,22 @@ def _table5(runs: list[Run]) -> list[dict]:
                          f"{SUITE} 'text-t5-*'")]
 
 
+def _step_base(run: Run) -> str:
+    """The suite step a run's seeds share: its directory name without '-seedN'."""
+    return re.sub(r"-seed\d+$", "", run.path.name)
+
+
 def _sweep_command(main: rules.Arm, others: list[rules.Arm]) -> str:
     """The suite command for one dataset's Table 5 runs: the main arm's steps and the others' shared prefix
     (text-t5-max-pool, text-t5-conv-bptt -> 'text-t5-*')."""
-    bases = sorted({re.sub(r"-seed\d+$", "", r.path.name) for o in others for r in o.runs})
+    bases = sorted({_step_base(r) for o in others for r in o.runs})
     common = []
     for parts in zip(*(b.split("-") for b in bases)):
         if len(set(parts)) > 1:
             break
         common.append(parts[0])
     sweep = f"'{bases[0]}*'" if len(bases) == 1 else f"'{'-'.join(common)}-*'"
-    mains = sorted({re.sub(r"-seed\d+$", "", r.path.name) for r in main.runs})
+    mains = sorted({_step_base(r) for r in main.runs})
     return f"{SUITE} " + " --only ".join([sweep] + [f"'{n}*'" for n in mains])
 
 
@@ -250,7 +255,7 @@ def _figure6(runs: list[Run]) -> list[dict]:
 
 def _trained_glob(ablations: list[tables.Ablation]) -> str:
     """The suite command that trains these ablations' runs and scores their evaluation copies."""
-    names = sorted({re.sub(r"-seed\d+$", "", r.path.name) for a in ablations for r in a.runs
+    names = sorted({_step_base(r) for a in ablations for r in a.runs
                     if rules.at_trained_size(r)})
     return f"{SUITE} " + " --only ".join(f"'{n}*'" for n in names)
 
