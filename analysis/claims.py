@@ -5,6 +5,7 @@ whose runs are absent is listed as "not run" with the command that would run it.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections import Counter
 from typing import Callable
@@ -199,11 +200,7 @@ def _sweep_command(main: rules.Arm, others: list[rules.Arm]) -> str:
     """The suite command for one dataset's Table 5 runs: the main arm's steps and the others' shared prefix
     (text-t5-max-pool, text-t5-conv-bptt -> 'text-t5-*')."""
     bases = sorted({_step_base(r) for o in others for r in o.runs})
-    common = []
-    for parts in zip(*(b.split("-") for b in bases)):
-        if len(set(parts)) > 1:
-            break
-        common.append(parts[0])
+    common = os.path.commonprefix([b.split("-") for b in bases])   # whole words, not characters
     sweep = f"'{bases[0]}*'" if len(bases) == 1 else f"'{'-'.join(common)}-*'"
     mains = sorted({_step_base(r) for r in main.runs})
     return f"{SUITE} " + " --only ".join([sweep] + [f"'{n}*'" for n in mains])
