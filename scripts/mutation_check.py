@@ -272,6 +272,11 @@ REGISTRY: tuple[Mutation, ...] = (
         "for candidate in dict.fromkeys((name, *siblings, base)):", "for candidate in dict.fromkeys((name, base)):",
         ("tests/analysis/test_suite.py::test_dry_run_estimates_wall_time_from_measured_runs_and_resumes",)),
     Mutation(
+        "t5-refutation-hidden-by-one-seed", "analysis/claims.py",
+        'order = ["NOT reproduced", rules.NO_VERDICT, "tie", "reproduced"]',
+        'order = [rules.NO_VERDICT, "NOT reproduced", "tie", "reproduced"]',
+        ("tests/analysis/test_claims.py::test_one_compressor_that_beats_conv_attention_over_seeds_refutes_the_claim",)),
+    Mutation(
         "rl-late-return-unweighted", "analysis/figures.py",
         "return float((late.episode_return * late.n).sum() / late.n.sum())", "return float(late.episode_return.mean())",
         ("tests/analysis/test_claims.py::test_rl_row_shows_the_return_over_the_last_tenth_of_frames_weighted_by_episodes",)),

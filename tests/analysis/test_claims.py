@@ -202,3 +202,22 @@ def test_each_table5_row_names_the_suite_steps_of_its_own_sweep(tmp_path):
         "ctbench suite --preset cpu --only 'text-books-t5-*' --only 'text-books-long-ct*'"
     assert rows.loc[f"{best} (longrange)", "command"] == \
         "ctbench suite --preset cpu --only 'text-t5-mean-pool*' --only 'text-lr-ct*'"   # one other arm: its name
+
+
+def test_one_compressor_that_beats_conv_attention_over_seeds_refutes_the_claim(tmp_path):
+    """Max pooling below conv + attention in every one of 3 seeds refutes 'conv + attention is the best', even
+    while another setting has only one seed; that setting alone would leave the row without a verdict."""
+    def ct(name, comp, loss, seed, value):
+        make_run(tmp_path, name, dataset="books:x", value=value, compression=comp, compression_loss=loss,
+                 config=f'[model]\ncompression = "{comp}"\ncompression_loss = "{loss}"\n[train]\nseed = {seed}\n')
+    for seed, suffix in ((0, ""), (1, "-seed1"), (2, "-seed2")):
+        ct(f"ct{suffix}", "conv", "attention", seed, 6.12 + seed / 100)
+        ct(f"max-pool{suffix}", "max_pool", "none", seed, 6.11 + seed / 100 - seed / 1000)
+    best = "conv + attention-reconstruction loss is the best compressor (books)"
+    ct("conv-bptt", "conv", "bptt", 0, 6.13)
+    row = claims.claims(load_runs([tmp_path])).frame.set_index("claim").loc[best]
+    assert row["verdict"] == "NOT reproduced" and row["seeds"] == "3 vs 3"   # the verdict of the refuting arm
+    for seed, suffix in ((1, "-seed1"), (2, "-seed2")):
+        ct(f"conv-bptt{suffix}", "conv", "bptt", seed, 6.13 + seed / 100)
+    row = claims.claims(load_runs([tmp_path])).frame.set_index("claim").loc[best]
+    assert row["verdict"] == "NOT reproduced" and "-0.01" in row["ours"]
