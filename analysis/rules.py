@@ -4,8 +4,9 @@
                 perplexity, which exaggerates small differences; RL on the return. `lower_is_better` is the
                 one place that knows a metric's better direction.
     arm         the runs of one setting that differ only in their seed (`arms`): same domain, dataset, split,
-                metric, model, memory sizes, and config.toml apart from seeds and bookkeeping keys. Reruns of
-                one seed stay separate runs of an arm and are not counted as seeds.
+                metric, model, memory sizes, and config.toml apart from seeds and bookkeeping keys (device,
+                precision, logging, budget). Reruns of one seed stay separate runs of an arm and are not
+                counted as seeds.
     pair        a designated Compressive Transformer / TransformerXL pair (`designated_pairs`): same dataset,
                 split and metric, both at their trained memory sizes, the TXL's memory equal to the CT's
                 memory + compressed memory (equal attention cost), the same data and training settings; where
@@ -81,16 +82,20 @@ def seed_of(run: Run) -> int | None:
 
 # config keys that do not change what is trained (bookkeeping, devices, logging) or that tell seeds apart;
 # an RL run's budget (minutes, or frames when the lr does not anneal over them) only says when it stopped:
-# its results record the frames it reached, which the RL claims row shows
+# its results record the frames it reached, which the RL claims row shows. The precision is a device
+# setting like the device: "auto" gives bf16 on one machine and fp32 on the next, so "auto", "fp32" and
+# "bf16" all name the same model; bf16 against fp32 was within seed noise where measured
+# (results/precision/README.md), and results.json records the precision each run used
 _IGNORED = frozenset({"seed", "device", "threads", "progress", "log_every", "log_every_s", "eval_every",
                       "checkpoint_every", "checkpoint_every_s", "keep_step_checkpoints", "num_actors",
-                      "ray_address", "backend", "crash_actor", "crash_at_unroll", "valid_windows", "max_time_s"})
+                      "ray_address", "backend", "crash_actor", "crash_at_unroll", "valid_windows", "max_time_s",
+                      "precision"})
 
 
 # keys that configs gained later, at the value that does what runs written before them did: such a key is
-# the same setting whether present or absent (precision "auto" resolves per machine; results.json records
-# the precision a run used; a WaveNet's "reread" context is how every run before wavenet.context trained)
-_LATER_DEFAULTS = {"loss_reduction": "mean", "precision": "auto", "context": "reread"}
+# the same setting whether present or absent (a WaveNet's "reread" context is how every run before
+# wavenet.context trained)
+_LATER_DEFAULTS = {"loss_reduction": "mean", "context": "reread"}
 
 
 def setting(config: dict, drop_sections: tuple[str, ...] = ()) -> str:

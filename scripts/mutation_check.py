@@ -277,6 +277,11 @@ REGISTRY: tuple[Mutation, ...] = (
         'order = [rules.NO_VERDICT, "NOT reproduced", "tie", "reproduced"]',
         ("tests/analysis/test_claims.py::test_one_compressor_that_beats_conv_attention_over_seeds_refutes_the_claim",)),
     Mutation(
+        "precision-splits-seeds", "analysis/rules.py",
+        '"crash_actor", "crash_at_unroll", "valid_windows", "max_time_s",\n                      "precision"})',
+        '"crash_actor", "crash_at_unroll", "valid_windows", "max_time_s"})',
+        ("tests/analysis/test_claims.py::test_seeds_trained_in_different_precisions_are_one_arm",)),
+    Mutation(
         "rl-late-return-unweighted", "analysis/figures.py",
         "return float((late.episode_return * late.n).sum() / late.n.sum())", "return float(late.episode_return.mean())",
         ("tests/analysis/test_claims.py::test_rl_row_shows_the_return_over_the_last_tenth_of_frames_weighted_by_episodes",)),

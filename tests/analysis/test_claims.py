@@ -133,6 +133,19 @@ def test_rl_seeds_stopped_by_minutes_or_by_frames_are_one_arm(tmp_path):
     assert row["ours"].endswith("frames per seed 267K-300K")
 
 
+def test_seeds_trained_in_different_precisions_are_one_arm(tmp_path):
+    """precision "auto" resolves per machine (bf16 here, fp32 there), and a seed rerun with fp32 set explicitly
+    trains the same model: every spelling of the precision is one setting, so seeds 0-2 give a 3-seed verdict."""
+    for seed, precision in enumerate(("auto", "fp32", "bf16")):
+        cfg = f'[model]\nd_model = 32\n[train]\nsteps = 100\nseed = {seed}\nprecision = "{precision}"\n'
+        make_run(tmp_path, f"ct{seed}", dataset="enwik8", value=2.0 - seed / 100, preset="short", config=cfg)
+        make_run(tmp_path, f"txl{seed}", model="transformerxl", dataset="enwik8", value=2.1, mem_len=24,
+                 preset="short-txl", config=cfg)
+    rows = claims.claims(load_runs([tmp_path])).frame.set_index("claim")
+    row = rows.loc["CT beats TXL of equal attention cost (enwik8, test)"]
+    assert row["seeds"] == "3 vs 3" and row["verdict"] == "reproduced"
+
+
 def test_rl_row_shows_the_return_over_the_last_tenth_of_frames_weighted_by_episodes(tmp_path):
     """Beside the last-100-episode return, the row gives each seed's return over its last 10% of frames
     (episode-weighted; a point at exactly 90% is outside) with its own interval, which does not decide."""
