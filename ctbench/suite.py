@@ -22,7 +22,17 @@ evaluation: its eval_time_s), or, for a step that will resume, from its own metr
 far x the steps left). A step with neither says so; the plan ends with the total.
 
 `{dir}` is this step's run directory, `{dir:NAME}` another step's (which makes this step depend on it),
-`{runs}` the suite's runs_dir. Each step runs as a subprocess (`ctbench` is this Python's
+`{runs}` the suite's runs_dir, `{args:NAME}` a string from the file's `[args]` table, so flags that several
+steps share are written once:
+
+    [args]
+    fig5 = "--set impala.total_frames=300000 --set run.max_time_s=0"
+
+    [[step]]
+    name = "rl-long-c4"
+    cmd = "ctbench rl train --preset cpu-long {args:fig5} --run-dir {dir}"
+
+`{args:...}` is replaced when the file loads, so the plan and the run show the whole command. Each step runs as a subprocess (`ctbench` is this Python's
 `-m ctbench.cli`), so one failing run is reported and the others still run.
 """
 from __future__ import annotations
@@ -44,6 +54,7 @@ from pathlib import Path
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "suite"
 PLACEHOLDER = re.compile(r"\{(dir|runs)(?::([A-Za-z0-9_.-]+))?\}")
+ARGS = re.compile(r"\{args:([A-Za-z0-9_.-]+)\}")
 
 
 class SuiteError(ValueError):
@@ -101,6 +112,9 @@ def load_suite(preset: str) -> Suite:
     except tomllib.TOMLDecodeError as err:
         raise SuiteError(f"{path}: not valid TOML ({err})") from None
     head = data.get("suite", {})
+    args = data.get("args", {})
+    if not isinstance(args, dict) or not all(isinstance(v, str) for v in args.values()):
+        raise SuiteError(f"{path}: [args] must map names to strings of flags, e.g. fig5 = \"--set a.b=1\"")
     known = {f for f in Step.__dataclass_fields__}
     steps, names = [], set()
     for i, raw in enumerate(data.get("step", [])):
@@ -113,6 +127,8 @@ def load_suite(preset: str) -> Suite:
         if raw["name"] in names:
             raise SuiteError(f"{where}: duplicate step name {raw['name']!r}")
         names.add(raw["name"])
+        raw = {k: _with_args(v, args, f"{where} ({raw['name']})") if k in ("cmd", "creates", "copy_from") else v
+               for k, v in raw.items()}
         steps.append(Step(**{**raw, "needs": tuple(raw.get("needs", ()))}))
     if not steps:
         raise SuiteError(f"{path}: no [[step]] entries")
@@ -125,6 +141,16 @@ def load_suite(preset: str) -> Suite:
             if dep not in names:
                 raise SuiteError(f"{path}: step {s.name!r} refers to {{dir:{dep}}} but no step has that name")
     return suite
+
+
+def _with_args(text: str, args: dict[str, str], where: str) -> str:
+    """`text` with each `{args:NAME}` replaced by the [args] table's NAME."""
+    def sub(m: re.Match) -> str:
+        if m.group(1) not in args:
+            raise SuiteError(f"{where}: {{args:{m.group(1)}}} is not in the file's [args] table "
+                             f"(it has: {', '.join(sorted(args)) or 'nothing'})")
+        return args[m.group(1)]
+    return ARGS.sub(sub, text)
 
 
 # --------------------------------------------------------------------------- what this machine can run

@@ -210,6 +210,8 @@ def test_a_step_another_suite_finished_meanwhile_is_not_run_again(tmp_path, caps
     ('[[step]]\nname = "a"\ncmd = "x"\n[[step]]\nname = "a"\ncmd = "y"\n', "duplicate step name 'a'"),
     ('[[step]]\nname = "a"\ncmd = "x {dir:zz}"\n', "refers to {dir:zz} but no step has that name"),
     ('[suite]\n', "no [[step]] entries"),
+    ('[args]\nx = "--a"\n[[step]]\nname = "a"\ncmd = "run {args:y}"\n', "{args:y} is not in the file's [args] table"),
+    ('[args]\nx = 3\n[[step]]\nname = "a"\ncmd = "run"\n', "[args] must map names to strings"),
     ('[[step]\n', "not valid TOML"),
 ])
 def test_bad_suite_files_give_one_clear_error(tmp_path, capsys, body, message):
@@ -217,6 +219,20 @@ def test_bad_suite_files_give_one_clear_error(tmp_path, capsys, body, message):
     path.write_text(body)
     rc, out = run_main(["--preset", str(path), "--dry-run"], capsys)
     assert rc == 2 and message in out and str(path) in out
+
+
+def test_named_args_are_written_once_and_expanded_into_every_step(tmp_path, capsys):
+    path = tmp_path / "s.toml"
+    path.write_text('[suite]\nruns_dir = "r"\n[args]\nfast = "--set a.b=1 --set c.d=2"\n'
+                    '[[step]]\nname = "a"\ncmd = "ctbench text train {args:fast} --run-dir {dir}"\n'
+                    '[[step]]\nname = "b"\ncmd = "ctbench text eval {args:fast} --run {dir:a}"\n'
+                    'creates = "{dir}/{args:fast}"\n')
+    a, b = S.load_suite(str(path)).steps
+    assert a.cmd == "ctbench text train --set a.b=1 --set c.d=2 --run-dir {dir}"
+    assert b.cmd == "ctbench text eval --set a.b=1 --set c.d=2 --run {dir:a}"
+    assert b.creates == "{dir}/--set a.b=1 --set c.d=2"
+    rc, out = run_main(["--preset", str(path), "--dry-run"], capsys)
+    assert rc == 0 and "train --set a.b=1 --set c.d=2 --run-dir r/a" in out and "{args" not in out
 
 
 def test_unknown_preset_lists_the_available_ones(capsys):
