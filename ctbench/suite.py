@@ -32,8 +32,9 @@ steps share are written once:
     name = "rl-long-c4"
     cmd = "ctbench rl train --preset cpu-long {args:fig5} --run-dir {dir}"
 
-`{args:...}` is replaced when the file loads, so the plan and the run show the whole command. Each step runs as a subprocess (`ctbench` is this Python's
-`-m ctbench.cli`), so one failing run is reported and the others still run.
+`{args:...}` is replaced when the file loads, so the plan and the run show the whole command. Each step runs
+as a subprocess (`ctbench` is this Python's `-m ctbench.cli`), so one failing run is reported and the others
+still run.
 """
 from __future__ import annotations
 
