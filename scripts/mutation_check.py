@@ -282,6 +282,9 @@ REGISTRY: tuple[Mutation, ...] = (
         '"crash_actor", "crash_at_unroll", "valid_windows", "max_time_s"})',
         ("tests/analysis/test_claims.py::test_seeds_trained_in_different_precisions_are_one_arm",)),
     Mutation(
+        "suite-args-not-expanded", "ctbench/suite.py", "return ARGS.sub(sub, text)", "return text",
+        ("tests/analysis/test_suite.py::test_named_args_are_written_once_and_expanded_into_every_step",)),
+    Mutation(
         "rl-late-return-unweighted", "analysis/figures.py",
         "return float((late.episode_return * late.n).sum() / late.n.sum())", "return float(late.episode_return.mean())",
         ("tests/analysis/test_claims.py::test_rl_row_shows_the_return_over_the_last_tenth_of_frames_weighted_by_episodes",)),
