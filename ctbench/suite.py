@@ -56,6 +56,7 @@ from pathlib import Path
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "suite"
 PLACEHOLDER = re.compile(r"\{(dir|runs)(?::([A-Za-z0-9_.-]+))?\}")
 ARGS = re.compile(r"\{args:([A-Za-z0-9_.-]+)\}")
+TEMPLATED = ("cmd", "creates", "copy_from")   # the step fields that may hold placeholders
 
 
 class SuiteError(ValueError):
@@ -95,7 +96,7 @@ class Suite:
         return PLACEHOLDER.sub(sub, text)
 
     def depends_on(self, step: Step) -> list[str]:
-        found = [m.group(2) for m in PLACEHOLDER.finditer(" ".join((step.cmd, step.creates, step.copy_from)))
+        found = [m.group(2) for m in PLACEHOLDER.finditer(" ".join(getattr(step, f) for f in TEMPLATED))
                  if m.group(1) == "dir" and m.group(2) and m.group(2) != step.name]
         return list(dict.fromkeys(found))
 
@@ -128,7 +129,7 @@ def load_suite(preset: str) -> Suite:
         if raw["name"] in names:
             raise SuiteError(f"{where}: duplicate step name {raw['name']!r}")
         names.add(raw["name"])
-        raw = {k: _with_args(v, args, f"{where} ({raw['name']})") if k in ("cmd", "creates", "copy_from") else v
+        raw = {k: _with_args(v, args, f"{where} ({raw['name']})") if k in TEMPLATED else v
                for k, v in raw.items()}
         steps.append(Step(**{**raw, "needs": tuple(raw.get("needs", ()))}))
     if not steps:
